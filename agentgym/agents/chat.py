@@ -1,0 +1,127 @@
+"""The default agent: step-independent chat prompts with a memory of the last K steps.
+
+Each turn's prompt is rebuilt from scratch (system instructions, the task, the last K
+observation/action pairs, the current observation and the admissible actions) instead of growing
+one long conversation, so prompt length stays bounded however long the episode runs.
+
+Example::
+
+    agent = ChatAgent(AgentConfig(memory=2), instructions=env.unwrapped.instructions)
+    agent.start(obs, info)
+    messages = agent.prompt()
+    parsed = agent.parse(completion_text)          # ParsedAction(action, valid, error)
+    agent.record(parsed.action, next_obs, next_info)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentgym.agents.parsing import ActionFormat, ParsedAction, format_action, parse_action
+from agentgym.policies.base import Message
+
+BASE_SYSTEM_PROMPT = (
+    "You are an agent acting in a text environment to accomplish a task. "
+    "At each step you see the current observation and choose one action."
+)
+
+FORMAT_HINTS: dict[str, str] = {
+    "tags": "Reason briefly inside <think>...</think>, then give exactly one action inside <action>...</action>.",
+    "raw": "",
+    "tool_call": 'Call exactly one tool as <tool_call>{"name": ..., "arguments": {...}}</tool_call>.',
+}
+
+
+class AgentConfig(BaseModel):
+    """How the agent builds prompts and reads actions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    memory: int = Field(default=2, ge=0, description="how many previous steps the prompt shows (K)")
+    action_format: ActionFormat | None = Field(
+        default=None, description="tags | raw | tool_call; None takes the environment's own format"
+    )
+    require_think: bool = Field(default=False, description="reject completions without a <think> block")
+    show_available_actions: bool = Field(default=True, description="list the admissible actions when known")
+    max_history_chars: int = Field(
+        default=600, ge=0, description="observations in the memory are cut to this"
+    )
+    max_listed_actions: int = Field(
+        default=50, ge=1, description="at most this many admissible actions are listed"
+    )
+    system_prompt: str | None = Field(default=None, description="replaces the default system prompt")
+
+
+@dataclass
+class _Turn:
+    observation: str
+    action: str
+
+
+class ChatAgent:
+    """Turns observations into chat prompts and completions into actions, for one episode at a time."""
+
+    def __init__(
+        self, config: AgentConfig | None = None, instructions: str = "", action_format: ActionFormat = "tags"
+    ):
+        self.config = config or AgentConfig()
+        self.action_format: ActionFormat = self.config.action_format or action_format
+        parts = [
+            self.config.system_prompt or BASE_SYSTEM_PROMPT,
+            instructions,
+            FORMAT_HINTS[self.action_format],
+        ]
+        self.system_prompt = "\n\n".join(part.strip() for part in parts if part and part.strip())
+        self.task = ""
+        self.history: list[_Turn] = []
+        self.observation = ""
+        self.info: dict[str, Any] = {}
+
+    def start(self, observation: str, info: dict[str, Any]) -> None:
+        self.task = str(info.get("task", ""))
+        self.history = []
+        self.observation = observation
+        self.info = info
+
+    def prompt(self) -> list[Message]:
+        config = self.config
+        lines = []
+        if self.task and self.task not in self.observation:
+            lines.append(f"Task: {self.task}\n")
+        shown = self.history[-config.memory :] if config.memory else []
+        if shown:
+            lines.append(f"You have taken {len(self.history)} step(s). The last {len(shown)}:")
+            for offset, turn in enumerate(shown, start=len(self.history) - len(shown) + 1):
+                observation = turn.observation
+                if len(observation) > config.max_history_chars:
+                    observation = observation[: config.max_history_chars] + " ..."
+                lines.append(
+                    f"[step {offset}] observation: {observation}\n[step {offset}] action: {turn.action}"
+                )
+            lines.append("")
+        lines.append(f"Current observation (step {len(self.history) + 1}):\n{self.observation}")
+        actions = self.info.get("available_actions")
+        if config.show_available_actions and actions:
+            listed = [str(action) for action in actions[: config.max_listed_actions]]
+            more = f" (and {len(actions) - len(listed)} more)" if len(actions) > len(listed) else ""
+            lines.append("\nAdmissible actions: " + ", ".join(listed) + more)
+        return [
+            {"role": "system", "content": self.system_prompt},
+            {"role": "user", "content": "\n".join(lines)},
+        ]
+
+    def parse(self, completion: str) -> ParsedAction:
+        return parse_action(completion, self.action_format, self.config.require_think)
+
+    def format(self, action: str, thought: str = "") -> str:
+        """The completion a model would write to take ``action`` (scripted policies, SFT targets)."""
+        return format_action(action, self.action_format, thought)
+
+    def record(self, action: str, observation: str, info: dict[str, Any]) -> None:
+        """Appends the step just taken and moves to the new observation."""
+        self.history.append(_Turn(self.observation, action))
+        self.observation = observation
+        self.info = info

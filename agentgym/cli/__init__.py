@@ -1,0 +1,11 @@
+"""Command-line interface: ``agentgym envs | play | eval | check-env``."""
+
+from agentgym.cli import check, envs, eval, play  # noqa: F401  (each module adds its command)
+from agentgym.cli.app import app, run_cli
+
+
+def main() -> None:
+    run_cli(app)
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,34 @@
+"""The ``agentgym`` command: one Typer app; each verb lives in its own module of this package."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from agentgym.core import AgentGymError
+
+app = typer.Typer(
+    name="agentgym",
+    help="Text environments for LLM agents and the RL trainers that learn from them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def run_cli(entry: Callable[[], Any]) -> None:
+    """Runs ``entry``; user mistakes (AgentGymError) print one line and exit 2, Ctrl-C exits 130."""
+    try:
+        entry()
+    except AgentGymError as error:
+        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        sys.exit(130)

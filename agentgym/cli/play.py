@@ -1,0 +1,86 @@
+"""``agentgym play``: a person plays an environment in the terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.panel import Panel
+
+from agentgym.cli.app import app, console
+from agentgym.config import apply_override
+from agentgym.registry import make
+
+HELP = (
+    "Type an action, or the number of an admissible action. "
+    "Commands: :hint (the expert's next action), :reset (next task), :quit."
+)
+
+
+def _show(observation: str, info: dict[str, Any], step: int, reward: float | None = None) -> None:
+    title = f"step {step}" + (f"  reward {reward:g}" if reward is not None else "")
+    console.print(
+        Panel(observation, title=title, subtitle=f"task {info.get('task_id', '?')} [{info.get('split', '')}]")
+    )
+    if info.get("action_valid") is False:
+        console.print(f"[red]invalid action:[/] {info.get('error', '')}")
+    actions = info.get("available_actions") or []
+    if actions:
+        console.print("  ".join(f"[cyan]{i}[/] {a}" for i, a in enumerate(actions, start=1)), highlight=False)
+
+
+@app.command("play")
+def play_command(
+    env: str = typer.Option(..., "--env", help="environment id, e.g. webshop"),
+    split: str = typer.Option(None, help="task split"),
+    task_id: str = typer.Option(None, "--task-id", help="task to play [default: a random one]"),
+    seed: int = typer.Option(None, help="seed of the first episode"),
+    options: list[str] = typer.Argument(None, help="environment options as key=value"),
+) -> None:
+    """Play ENV yourself: the observation is shown, you type the actions."""
+    env_kwargs: dict = {}
+    for option in options or []:
+        apply_override(env_kwargs, option)
+    environment = make(env, **env_kwargs)
+    console.print(HELP, style="dim")
+    reset_options: dict[str, Any] = {}
+    if split is not None:
+        reset_options["split"] = split
+    if task_id is not None:
+        reset_options["task_id"] = int(task_id) if task_id.isdigit() else task_id
+    observation, info = environment.reset(seed=seed, options=reset_options or None)
+    step, total = 0, 0.0
+    _show(observation, info, step)
+    while True:
+        try:
+            line = console.input("[bold]> [/]").strip()
+        except EOFError:
+            break
+        if line in (":q", ":quit"):
+            break
+        if line in (":r", ":reset"):
+            reset_options.pop("task_id", None)
+            observation, info = environment.reset(options=reset_options or None)
+            step, total = 0, 0.0
+            _show(observation, info, step)
+            continue
+        if line in (":h", ":hint"):
+            try:
+                console.print(f"expert: [green]{environment.unwrapped.expert_action()}[/]")
+            except NotImplementedError as error:
+                console.print(f"[yellow]{error}[/]")
+            continue
+        actions = info.get("available_actions") or []
+        if line.isdigit() and 1 <= int(line) <= len(actions):
+            line = actions[int(line) - 1]
+        observation, reward, terminated, truncated, info = environment.step(line)
+        step += 1
+        total += float(reward)
+        _show(observation, info, step, float(reward))
+        if terminated or truncated:
+            outcome = "won" if info.get("won") else ("truncated" if truncated else "ended")
+            console.print(
+                f"[bold]episode {outcome}[/] after {step} steps, total reward {total:g}, score {info.get('score', '-')}"
+            )
+            console.print("next task: :reset, leave: :quit", style="dim")
+    environment.close()

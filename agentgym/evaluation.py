@@ -1,0 +1,182 @@
+"""Evaluation: roll a policy out on a split and summarise success, score, steps, validity and pass@k.
+
+Example::
+
+    metrics = evaluate(EvalConfig(env="webshop", policy="expert", episodes=50))
+    metrics["success_rate"], metrics["pass@1"]
+
+The run directory receives ``traces.jsonl`` (one trajectory per line, appended as episodes finish,
+so an interrupted run loses nothing) and ``metrics.json``. With ``resume=True`` the tasks whose
+groups are complete in ``traces.jsonl`` are kept and only the rest is rolled out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from agentgym.agents.chat import AgentConfig
+from agentgym.core import AgentGymError
+from agentgym.policies import Policy, SamplingParams, ScriptedPolicy, make_policy
+from agentgym.rollout.engine import GroupRequest, RolloutEngine
+from agentgym.trajectory import Trajectory, TrajectoryGroup, read_trajectories, write_jsonl
+
+
+class EvalConfig(BaseModel):
+    """``agentgym eval`` settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    env: str = Field(description="environment id, e.g. webshop")
+    policy: str = Field(
+        default="expert", description="policy spec: expert, random, tiny, a model path, openai:<url>#<model>"
+    )
+    split: str = Field(default="test", description="task split to evaluate on")
+    episodes: int | None = Field(
+        default=None, ge=1, description="number of tasks (the first N of the split); None = all"
+    )
+    attempts: int = Field(default=1, ge=1, description="rollouts per task (k of pass@k)")
+    seed: int = Field(default=0, description="base seed; task i uses seed + i")
+    out: Path | None = Field(
+        default=None, description="run directory (default runs/eval-<env>-<policy>-<split>)"
+    )
+    resume: bool = Field(default=False, description="keep the complete tasks found in the run directory")
+    overwrite: bool = Field(default=False, description="replace an existing run directory's traces")
+    env_kwargs: dict[str, Any] = Field(default_factory=dict, description="options passed to agentgym.make")
+    sampling: SamplingParams = Field(default_factory=lambda: SamplingParams(temperature=0.0, max_tokens=256))
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    max_steps: int | None = Field(
+        default=None, ge=1, description="turns per episode (default: the environment's)"
+    )
+    workers: int = Field(default=16, ge=1, description="environments run at once")
+    timeout: float = Field(default=120.0, gt=0, description="seconds an environment call may take")
+
+    @model_validator(mode="after")
+    def _check(self) -> EvalConfig:
+        if self.resume and self.overwrite:
+            raise ValueError("resume and overwrite exclude each other: keep the traces or replace them")
+        return self
+
+    def run_dir(self) -> Path:
+        if self.out is not None:
+            return self.out
+        policy = re.sub(r"[^A-Za-z0-9._-]+", "_", self.policy).strip("_")[-40:]
+        return Path("runs") / f"eval-{self.env.replace('/', '_')}-{policy}-{self.split}"
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from ``n`` attempts with ``c`` successes: 1 - C(n-c, k) / C(n, k)."""
+    if k > n:
+        raise ValueError(f"pass@{k} needs at least {k} attempts, got {n}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def summarize(groups: Sequence[TrajectoryGroup]) -> dict[str, Any]:
+    """Metrics over complete groups: episode averages plus pass@j (j = 1..attempts) over tasks."""
+    trajectories = [t for group in groups for t in group.trajectories]
+    if not trajectories:
+        return {"episodes": 0, "tasks": 0}
+    steps = [step for t in trajectories for step in t.steps]
+    scores = [t.score if t.score is not None else t.total_reward for t in trajectories]
+    attempts = min(len(group.trajectories) for group in groups)
+    metrics: dict[str, Any] = {
+        "episodes": len(trajectories),
+        "tasks": len(groups),
+        "attempts": attempts,
+        "success_rate": sum(t.won for t in trajectories) / len(trajectories),
+        "mean_score": sum(scores) / len(scores),
+        "mean_steps": sum(len(t.steps) for t in trajectories) / len(trajectories),
+        "valid_action_ratio": sum(step.valid for step in steps) / len(steps) if steps else 1.0,
+        "failed_episodes": sum(t.failed for t in trajectories),
+    }
+    for k in range(1, attempts + 1):
+        metrics[f"pass@{k}"] = sum(
+            pass_at_k(len(g.trajectories), sum(t.won for t in g.trajectories), k) for g in groups
+        ) / len(groups)
+    by_type: dict[str, list[Trajectory]] = defaultdict(list)
+    for t in trajectories:
+        if t.task_type is not None:
+            by_type[t.task_type].append(t)
+    if by_type:
+        metrics["by_task_type"] = {
+            name: {"episodes": len(ts), "success_rate": sum(t.won for t in ts) / len(ts)}
+            for name, ts in sorted(by_type.items())
+        }
+    return metrics
+
+
+def evaluate(
+    config: EvalConfig,
+    policy: Policy | ScriptedPolicy | None = None,
+    on_trajectory: Callable[[Trajectory], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Runs the evaluation and writes ``traces.jsonl`` and ``metrics.json`` into the run directory.
+
+    ``on_start(total_episodes)`` and ``on_trajectory`` let a caller draw progress.
+    """
+    run_dir = config.run_dir()
+    traces = run_dir / "traces.jsonl"
+    kept: list[Trajectory] = []
+    if traces.exists() and traces.stat().st_size > 0:
+        if config.resume:
+            kept = _complete_groups(read_trajectories(traces), config.attempts)
+        elif not config.overwrite:
+            raise AgentGymError(
+                f"{traces} already exists: pass --resume to continue it or --overwrite to replace it"
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_jsonl(traces, kept)
+
+    policy = policy or make_policy(config.policy, env_id=config.env)
+    with RolloutEngine(
+        config.env,
+        config.env_kwargs,
+        num_slots=config.workers,
+        timeout=config.timeout,
+        max_steps=config.max_steps,
+        agent_config=config.agent,
+    ) as engine:
+        task_ids = engine.task_ids(config.split)
+        if not task_ids:
+            raise AgentGymError(f"{config.env}: split {config.split!r} has no tasks")
+        task_ids = task_ids[: config.episodes] if config.episodes else task_ids
+        done_tasks = {str(t.task_id) for t in kept}
+        requests = [
+            GroupRequest(task_id=task_id, split=config.split, seed=config.seed + index)
+            for index, task_id in enumerate(task_ids)
+            if str(task_id) not in done_tasks
+        ]
+        if on_start is not None:
+            on_start(len(requests) * config.attempts)
+
+        def record(trajectory: Trajectory) -> None:
+            write_jsonl(traces, [trajectory], append=True)
+            if on_trajectory is not None:
+                on_trajectory(trajectory)
+
+        engine.run(
+            policy, requests, group_size=config.attempts, sampling=config.sampling, on_trajectory=record
+        )
+
+    groups = TrajectoryGroup.from_trajectories(read_trajectories(traces))
+    metrics = summarize(groups)
+    metrics.update({"env": config.env, "policy": config.policy, "split": config.split})
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def _complete_groups(trajectories: list[Trajectory], attempts: int) -> list[Trajectory]:
+    groups = TrajectoryGroup.from_trajectories(trajectories)
+    return [
+        t for group in groups if len(group.trajectories) >= attempts for t in group.trajectories[:attempts]
+    ]

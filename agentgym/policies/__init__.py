@@ -1,0 +1,77 @@
+"""Policies and the model specs the CLI accepts.
+
+``make_policy(spec)`` understands:
+
+==============================  ==================================================================
+``expert`` / ``random``         the environment's scripted expert / a uniformly random agent
+``openai:<base_url>#<model>``   any OpenAI-compatible server, e.g. ``openai:http://localhost:8000/v1#qwen``
+``hf:<path or hub id>``         a transformers model (CPU or GPU)
+a local directory               a transformers model saved there
+a registered name               e.g. ``tiny`` or ``smollm2-135m`` (registered by agentgym.trainers)
+``<org>/<name>``                a hub id (needs network access or a filled local cache)
+==============================  ==================================================================
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+from agentgym.core import AgentGymError
+from agentgym.plugins import Registry
+from agentgym.policies.base import Completion, Message, Policy, SamplingParams, ScriptedPolicy
+from agentgym.policies.scripted import ExpertPolicy, RandomPolicy
+
+#: name -> factory(**kwargs) returning a policy; the ``agentgym.policies`` entry-point group adds more.
+POLICIES: Registry[Any] = Registry("policy", entry_point_group="agentgym.policies")
+POLICIES.register("expert", ExpertPolicy)
+POLICIES.register("random", RandomPolicy)
+
+
+def make_policy(spec: str, **context: Any) -> Policy | ScriptedPolicy:
+    """Builds the policy a spec names; a registered factory receives the ``context`` entries its
+    signature declares (e.g. ``env_id`` for ``tiny``)."""
+    if spec.startswith("openai:"):
+        from agentgym.policies.openai import OpenAIPolicy
+
+        url, _, model = spec[len("openai:") :].partition("#")
+        if not url.startswith(("http://", "https://")) or not model:
+            raise AgentGymError(f"bad policy spec {spec!r}: expected openai:<http(s)://base_url>#<model>")
+        return OpenAIPolicy(url, model)
+    if spec.startswith("hf:") or Path(spec).is_dir():
+        return _hf_policy(spec.removeprefix("hf:"))
+    if spec in POLICIES:
+        factory = POLICIES.get(spec)
+        # Context such as env_id is offered to every factory; each takes what it declares.
+        accepted = inspect.signature(factory).parameters
+        return factory(**{key: value for key, value in context.items() if key in accepted})
+    if spec.count("/") == 1 and not spec.startswith((".", "/")) and all(spec.split("/")):
+        return _hf_policy(spec)
+    POLICIES.get(spec)  # raises the "unknown policy" error with suggestions
+    raise AssertionError("unreachable")
+
+
+def _hf_policy(name_or_path: str) -> Policy:
+    from agentgym.policies.hf import HFPolicy
+
+    try:
+        return HFPolicy.from_pretrained(name_or_path)
+    except OSError as error:
+        raise AgentGymError(
+            f"cannot load model {name_or_path!r}: not a local model directory and not in the hub cache "
+            f"({str(error).splitlines()[0]})"
+        ) from error
+
+
+__all__ = [
+    "POLICIES",
+    "Completion",
+    "ExpertPolicy",
+    "Message",
+    "Policy",
+    "RandomPolicy",
+    "SamplingParams",
+    "ScriptedPolicy",
+    "make_policy",
+]

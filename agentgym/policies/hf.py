@@ -1,0 +1,201 @@
+"""A transformers policy: batched, left-padded generation that reports token ids and log-probs.
+
+Example::
+
+    policy = HFPolicy.from_pretrained("path/to/model")           # a local directory or a hub id
+    [completion] = policy.generate([[{"role": "user", "content": "hi"}]], SamplingParams(max_tokens=8))
+    completion.text, completion.token_ids, completion.logprobs
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from agentgym.policies.base import Completion, Message, SamplingParams
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def render_chat(tokenizer: Any, messages: list[Message]) -> str:
+    """The prompt text for ``messages``: the tokenizer's chat template, or a plain fallback."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    text = "".join(f"<|{m['role']}|>\n{m['content']}\n" for m in messages)
+    return text + "<|assistant|>\n"
+
+
+class HFPolicy:
+    """Generation with a ``transformers`` causal LM held in memory (CPU or GPU).
+
+    The trainer updates ``self.model`` in place, so generation always uses the latest weights.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 64):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.padding_side = "left"
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, device: str | None = None, **model_kwargs: Any) -> HFPolicy:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        device_obj = torch.device(device) if device else default_device()
+        if device_obj.type == "cuda":
+            model_kwargs.setdefault("dtype", torch.bfloat16)
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, **model_kwargs).to(device_obj)
+        return cls(model, tokenizer)
+
+    def encode_prompts(self, prompts: Sequence[list[Message]]) -> list[list[int]]:
+        texts = [render_chat(self.tokenizer, messages) for messages in prompts]
+        return [self.tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+
+    @torch.no_grad()
+    def generate(self, prompts: Sequence[list[Message]], sampling: SamplingParams) -> list[Completion]:
+        prompt_ids = self.encode_prompts(prompts)
+        # Sorting by length keeps padding inside each micro-batch small.
+        order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
+        results: list[Completion | None] = [None] * len(prompt_ids)
+        generator = None
+        if sampling.seed is not None:
+            generator = torch.Generator(device="cpu").manual_seed(sampling.seed)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            for i, completion in zip(
+                chunk, self._generate_batch([prompt_ids[i] for i in chunk], sampling, generator), strict=True
+            ):
+                results[i] = completion
+        return results  # type: ignore[return-value]
+
+    def _generate_batch(
+        self, prompt_ids: list[list[int]], sampling: SamplingParams, generator: torch.Generator | None
+    ) -> list[Completion]:
+        device = next(self.model.parameters()).device
+        pad = self.tokenizer.pad_token_id
+        width = max(len(ids) for ids in prompt_ids)
+        input_ids = torch.full((len(prompt_ids), width), pad, dtype=torch.long)
+        attention = torch.zeros_like(input_ids)
+        for row, ids in enumerate(prompt_ids):
+            input_ids[row, width - len(ids) :] = torch.tensor(ids)
+            attention[row, width - len(ids) :] = 1
+        input_ids, attention = input_ids.to(device), attention.to(device)
+
+        generated, logprobs = sample_tokens(
+            self.model, input_ids, attention, sampling, self._eos_ids(), generator
+        )
+        completions = []
+        stops = sampling.stop
+        for row, ids in enumerate(prompt_ids):
+            tokens, token_logprobs = generated[row], logprobs[row]
+            finish = "length"
+            if len(tokens) < sampling.max_tokens or (tokens and tokens[-1] in self._eos_ids()):
+                finish = "stop"
+            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+            if stops:
+                tokens, token_logprobs, text, stopped = self._cut_at_stop(tokens, token_logprobs, text, stops)
+                finish = "stop" if stopped else finish
+            completions.append(Completion(text, tokens, token_logprobs, list(ids), finish))
+        return completions
+
+    def _eos_ids(self) -> set[int]:
+        ids = self.model.generation_config.eos_token_id
+        ids = ids if isinstance(ids, list) else [ids]
+        return {i for i in [*ids, self.tokenizer.eos_token_id] if i is not None}
+
+    def _cut_at_stop(
+        self, tokens: list[int], logprobs: list[float], text: str, stops: list[str]
+    ) -> tuple[list[int], list[float], str, bool]:
+        positions = [text.find(s) + len(s) for s in stops if s in text]
+        if not positions:
+            return tokens, logprobs, text, False
+        end = min(positions)
+        # Keep the shortest token prefix whose text covers the stop string.
+        for n in range(1, len(tokens) + 1):
+            if len(self.tokenizer.decode(tokens[:n], skip_special_tokens=True)) >= end:
+                return tokens[:n], logprobs[:n], text[:end], True
+        return tokens, logprobs, text[:end], True
+
+
+def sample_tokens(
+    model: Any,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    sampling: SamplingParams,
+    eos_ids: set[int],
+    generator: torch.Generator | None = None,
+) -> tuple[list[list[int]], list[list[float]]]:
+    """Autoregressive sampling with a KV cache; returns per row the new tokens and their log-probs.
+
+    A row stops at its first EOS token (kept) or after ``max_tokens``; finished rows stop counting.
+    The loop is written out rather than using ``model.generate`` so that the log-probs are exactly
+    those of the distribution sampled from (temperature applied, before top-k/top-p truncation).
+    """
+    batch = input_ids.shape[0]
+    device = input_ids.device
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True)
+    past, logits = out.past_key_values, out.logits[:, -1, :]
+    tokens: list[list[int]] = [[] for _ in range(batch)]
+    token_logprobs: list[list[float]] = [[] for _ in range(batch)]
+    alive = torch.ones(batch, dtype=torch.bool, device=device)
+    eos = torch.tensor(sorted(eos_ids), device=device) if eos_ids else None
+    next_position = position_ids[:, -1] + 1
+    for _ in range(sampling.max_tokens):
+        logits = logits.float()
+        if sampling.temperature > 0:
+            logits = logits / sampling.temperature
+        log_probs = torch.log_softmax(logits, dim=-1)  # (B, V)
+        if sampling.temperature == 0:
+            chosen = log_probs.argmax(-1)
+        else:
+            chosen = _sample(log_probs, sampling.top_k, sampling.top_p, generator)
+        chosen_logprob = log_probs.gather(-1, chosen[:, None])[:, 0]
+        chosen_list, logprob_list = chosen.tolist(), chosen_logprob.tolist()
+        for row in torch.nonzero(alive).flatten().tolist():
+            tokens[row].append(chosen_list[row])
+            token_logprobs[row].append(logprob_list[row])
+        if eos is not None:
+            alive &= ~torch.isin(chosen, eos)
+        if not bool(alive.any()):
+            break
+        attention_mask = torch.cat(
+            [attention_mask, torch.ones((batch, 1), dtype=attention_mask.dtype, device=device)], 1
+        )
+        out = model(
+            input_ids=chosen[:, None],
+            attention_mask=attention_mask,
+            position_ids=next_position[:, None],
+            past_key_values=past,
+            use_cache=True,
+        )
+        past, logits = out.past_key_values, out.logits[:, -1, :]
+        next_position = next_position + 1
+    return tokens, token_logprobs
+
+
+def _sample(
+    log_probs: torch.Tensor, top_k: int | None, top_p: float, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Draws one token per row from ``log_probs`` (B, V) truncated to top-k / nucleus top-p."""
+    scores = log_probs
+    if top_k is not None and top_k < scores.shape[-1]:
+        kth = torch.topk(scores, top_k, dim=-1).values[:, -1:]
+        scores = scores.masked_fill(scores < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_scores, sorted_index = torch.sort(scores, descending=True)
+        cumulative = sorted_scores.softmax(-1).cumsum(-1)
+        drop = cumulative - sorted_scores.softmax(-1) > top_p  # keep the token that crosses top_p
+        sorted_scores = sorted_scores.masked_fill(drop, float("-inf"))
+        scores = torch.full_like(scores, float("-inf")).scatter(-1, sorted_index, sorted_scores)
+    probs = scores.softmax(-1)
+    if generator is not None and probs.device.type != "cpu":
+        return torch.multinomial(probs.cpu(), 1, generator=generator)[:, 0].to(probs.device)
+    return torch.multinomial(probs, 1, generator=generator)[:, 0]

@@ -1,0 +1,100 @@
+"""A policy served by any OpenAI-compatible endpoint (vLLM serve, SGLang, hosted APIs) over httpx.
+
+Example::
+
+    policy = OpenAIPolicy("http://localhost:8000/v1", model="Qwen/Qwen2.5-7B-Instruct")
+    policy.generate([[{"role": "user", "content": "hi"}]], SamplingParams(max_tokens=16))
+
+Requests of one batch run concurrently; each has a timeout and is retried with exponential backoff
+on connection errors, 429 and 5xx answers. The API key comes from ``api_key`` or ``OPENAI_API_KEY``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+
+from agentgym.core import AgentGymError
+from agentgym.policies.base import Completion, Message, SamplingParams
+
+RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+class OpenAIPolicy:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        max_retries: int = 4,
+        concurrency: int = 32,
+        backoff: float = 0.5,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.concurrency = concurrency
+        key = api_key or os.environ.get("OPENAI_API_KEY")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.client = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+
+    def generate(self, prompts: Sequence[list[Message]], sampling: SamplingParams) -> list[Completion]:
+        if not prompts:
+            return []
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(prompts))) as pool:
+            return list(pool.map(lambda messages: self._complete(messages, sampling), prompts))
+
+    def _complete(self, messages: list[Message], sampling: SamplingParams) -> Completion:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "max_tokens": sampling.max_tokens,
+            "logprobs": True,
+        }
+        if sampling.stop:
+            body["stop"] = sampling.stop
+        if sampling.seed is not None:
+            body["seed"] = sampling.seed
+        if sampling.top_k is not None:
+            body["top_k"] = sampling.top_k  # an extension that vLLM and SGLang accept
+        answer = self._post("/chat/completions", body)
+        try:
+            choice = answer["choices"][0]
+            text = choice["message"].get("content") or ""
+        except (KeyError, IndexError, TypeError) as error:
+            raise AgentGymError(
+                f"{self.base_url}: unexpected chat completion answer {str(answer)[:200]}"
+            ) from error
+        content = (choice.get("logprobs") or {}).get("content") or []
+        logprobs = [float(item["logprob"]) for item in content]
+        return Completion(text=text, logprobs=logprobs, finish_reason=choice.get("finish_reason") or "stop")
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        last_error: Exception | None = None
+        for attempt in range(self.max_retries + 1):
+            try:
+                response = self.client.post(path, json=body)
+                if response.status_code not in RETRY_STATUS:
+                    if response.status_code >= 400:
+                        raise AgentGymError(
+                            f"{self.base_url}{path} answered {response.status_code}: {response.text[:300]}"
+                        )
+                    return response.json()
+                last_error = AgentGymError(f"{self.base_url}{path} answered {response.status_code}")
+            except httpx.TransportError as error:
+                last_error = error
+            if attempt < self.max_retries:
+                time.sleep(self.backoff * 2**attempt)
+        raise AgentGymError(f"{self.base_url}{path} failed after {self.max_retries + 1} tries: {last_error}")
+
+    def close(self) -> None:
+        self.client.close()

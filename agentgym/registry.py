@@ -1,0 +1,167 @@
+"""Environment registry: agentgym's ids live in gymnasium's registry under the ``agentgym/`` namespace.
+
+Example::
+
+    import agentgym
+    agentgym.register("my-env", "my_pkg.envs:MyEnv", max_episode_steps=30, difficulty="easy")
+    env = agentgym.make("my-env")            # or gymnasium.make("agentgym/my-env")
+
+Third-party packages add environments through the entry-point group ``agentgym.environments``. An
+entry point may name a function, which is called once to register environments, or an environment
+class (or factory), which is registered under the entry point's name::
+
+    [project.entry-points."agentgym.environments"]
+    my-env = "my_pkg.envs:MyEnv"
+
+Entry points are loaded when ``agentgym`` is imported; a broken plugin is reported with a warning
+and does not stop the others.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.metadata
+import inspect
+import threading
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium
+from gymnasium.envs.registration import EnvSpec
+
+from agentgym.core import AgentGymError
+from agentgym.plugins import load_object
+
+NAMESPACE = "agentgym"
+ENTRY_POINT_GROUP = "agentgym.environments"
+
+_plugins_loaded = False
+_plugins_lock = threading.RLock()
+
+
+def full_id(env_id: str) -> str:
+    """``"webshop"`` -> ``"agentgym/webshop"``; a full id is returned unchanged."""
+    prefix = f"{NAMESPACE}/"
+    return env_id if env_id.startswith(prefix) else prefix + env_id
+
+
+def short_id(env_id: str) -> str:
+    prefix = f"{NAMESPACE}/"
+    return env_id[len(prefix) :] if env_id.startswith(prefix) else env_id
+
+
+def register(
+    id: str,
+    entry_point: str | Callable[..., gymnasium.Env],
+    *,
+    max_episode_steps: int | None = None,
+    nondeterministic: bool = False,
+    **kwargs: Any,
+) -> None:
+    """Registers an environment under ``agentgym/<id>``.
+
+    ``entry_point`` is ``"module:Class"`` (imported only when the environment is made) or a callable
+    returning the environment; ``kwargs`` are the defaults that ``make`` merges with its own.
+    Registering a taken id with a different entry point or defaults is an error.
+    """
+    name = full_id(id)
+    existing = gymnasium.registry.get(name)
+    if existing is not None:
+        if existing.entry_point == entry_point and existing.kwargs == kwargs:
+            return
+        raise AgentGymError(
+            f"environment id {short_id(name)!r} is already registered "
+            f"(entry point {existing.entry_point!r}); pick another id"
+        )
+    gymnasium.register(
+        name,
+        entry_point=entry_point,
+        max_episode_steps=max_episode_steps,
+        nondeterministic=nondeterministic,
+        kwargs=kwargs,
+    )
+
+
+def deregister(id: str) -> None:
+    gymnasium.registry.pop(full_id(id), None)
+
+
+def list_envs() -> list[str]:
+    """The short ids of all registered agentgym environments, sorted."""
+    load_plugins()
+    prefix = f"{NAMESPACE}/"
+    return sorted(short_id(name) for name in gymnasium.registry if name.startswith(prefix))
+
+
+def spec(id: str) -> EnvSpec:
+    """The :class:`gymnasium.envs.registration.EnvSpec` of an agentgym id (short or full)."""
+    load_plugins()
+    name = full_id(id)
+    if name not in gymnasium.registry:
+        known = list_envs()
+        close = difflib.get_close_matches(short_id(id), known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise AgentGymError(
+            f"unknown environment {short_id(id)!r}.{hint} Run `agentgym envs` to list them "
+            f"(known: {', '.join(known) or 'none'})."
+        )
+    return gymnasium.registry[name]
+
+
+def make(id: str, **kwargs: Any) -> gymnasium.Env:
+    """Creates a registered environment; ``kwargs`` override the registered defaults.
+
+    Example::
+
+        env = agentgym.make("webshop", split="test")
+        obs, info = env.reset(seed=0, options={"task_id": 0})
+    """
+    env_spec = spec(id)
+    try:
+        return gymnasium.make(env_spec.id, **kwargs)
+    except TypeError as error:
+        entry = env_spec.entry_point
+        if isinstance(entry, str):
+            entry = load_object(entry)
+        accepted = _accepted_kwargs(entry)
+        unknown = sorted(set(kwargs) - accepted) if accepted is not None else []
+        if unknown:
+            raise AgentGymError(
+                f"{short_id(env_spec.id)}: unknown option(s) {', '.join(unknown)}; "
+                f"accepted: {', '.join(sorted(accepted))}"
+            ) from error
+        raise TypeError(f"{error} (while making {env_spec.id!r} with kwargs {kwargs})") from error
+
+
+def _accepted_kwargs(factory: Callable[..., Any]) -> set[str] | None:
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return {p.name for p in parameters if p.name != "self"}
+
+
+def load_plugins(force: bool = False) -> None:
+    """Loads the ``agentgym.environments`` entry points (once per process unless ``force``)."""
+    global _plugins_loaded
+    with _plugins_lock:
+        if _plugins_loaded and not force:
+            return
+        _plugins_loaded = True
+        for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                target = entry.load()
+                if inspect.isclass(target):
+                    register(entry.name, entry.value)
+                elif callable(target):
+                    target()
+                else:
+                    raise TypeError(f"{entry.value} is neither a function nor an environment class")
+            except Exception as error:  # a broken plugin must not break agentgym
+                warnings.warn(
+                    f"agentgym: could not load environment plugin {entry.name!r} ({entry.value}): {error}",
+                    stacklevel=2,
+                )

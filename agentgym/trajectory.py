@@ -1,0 +1,304 @@
+"""Trajectories: the records rollouts write (``Step``, ``Trajectory``, ``TrajectoryGroup``) and the
+columnar ``StepBatch`` that advantage estimators and trainers consume.
+
+The pydantic records are what ``traces.jsonl`` holds, one :class:`Trajectory` per line::
+
+    write_jsonl("traces.jsonl", trajectories)
+    trajectories = read_trajectories("traces.jsonl")
+
+A :class:`StepBatch` has one row per (trajectory, step)::
+
+    batch = StepBatch.from_records([
+        {"group": 0, "traj": 0, "t": 0, "anchor": "s0", "action": "a", "reward": 0.0, "valid": True},
+        {"group": 0, "traj": 0, "t": 1, "anchor": "s1", "action": "b", "reward": 1.0, "valid": True},
+    ])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+TOKEN_FIELDS = ("prompt_ids", "response_ids", "response_logprobs")
+
+
+def freeze(value: Any) -> Hashable:
+    """Makes a JSON value hashable (lists become tuples, dicts sorted item tuples) for anchors."""
+    if isinstance(value, list | tuple):
+        return tuple(freeze(item) for item in value)
+    if isinstance(value, dict):
+        return tuple(sorted((key, freeze(item)) for key, item in value.items()))
+    return value
+
+
+class Step(BaseModel):
+    """One agent turn: what it saw, what it generated, what it did and what came back."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    t: int = Field(description="step index inside the trajectory, from 0")
+    observation: str = Field(description="the observation the agent acted on")
+    completion: str = Field(default="", description="the raw text the policy generated")
+    action: str = Field(description="the action sent to the environment")
+    reward: float = Field(default=0.0, description="the environment reward of this step")
+    terminated: bool = False
+    truncated: bool = False
+    valid: bool = Field(default=True, description="False when the action was unparseable or rejected")
+    anchor: Any = Field(default=None, description="hashable key of the state acted in")
+    role: str = Field(default="agent", description="which agent acted (multi-agent systems)")
+    info: dict[str, Any] = Field(default_factory=dict, description="selected info keys after the step")
+    prompt: list[dict[str, str]] | None = Field(default=None, description="chat messages sent to the policy")
+    prompt_ids: list[int] | None = None
+    response_ids: list[int] | None = None
+    response_logprobs: list[float] | None = None
+    info_gain: float | None = Field(default=None, description="IGPO: p_t - p_(t-1); None on the final turn")
+
+    @field_validator("anchor", mode="after")
+    @classmethod
+    def _hashable_anchor(cls, value: Any) -> Hashable:
+        return freeze(value)
+
+
+class Trajectory(BaseModel):
+    """One episode of one task by one group member."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    env_id: str
+    task_id: int | str
+    split: str = ""
+    group: str = Field(description="id of the task group (rollouts sharing the initial state)")
+    traj: int = Field(default=0, description="member index inside the group")
+    task: str = Field(default="", description="instruction text")
+    seed: int | None = None
+    steps: list[Step] = Field(default_factory=list)
+    won: bool = False
+    score: float | None = None
+    task_type: str | None = None
+    gold: list[str] | None = None
+    failed: bool = Field(default=False, description="the environment crashed or hung; not the agent's fault")
+    error: str | None = None
+
+    @property
+    def total_reward(self) -> float:
+        return float(sum(step.reward for step in self.steps))
+
+    @property
+    def valid_ratio(self) -> float:
+        return sum(step.valid for step in self.steps) / len(self.steps) if self.steps else 1.0
+
+
+class TrajectoryGroup(BaseModel):
+    """The G rollouts of one task that share an initial state."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    group: str
+    env_id: str
+    task_id: int | str
+    split: str = ""
+    trajectories: list[Trajectory] = Field(default_factory=list)
+
+    @classmethod
+    def from_trajectories(cls, trajectories: Iterable[Trajectory]) -> list[TrajectoryGroup]:
+        """Regroups trajectories by their ``group`` field, in order of first appearance."""
+        groups: dict[str, TrajectoryGroup] = {}
+        for trajectory in trajectories:
+            if trajectory.group not in groups:
+                groups[trajectory.group] = cls(
+                    group=trajectory.group,
+                    env_id=trajectory.env_id,
+                    task_id=trajectory.task_id,
+                    split=trajectory.split,
+                )
+            groups[trajectory.group].trajectories.append(trajectory)
+        return list(groups.values())
+
+
+def write_jsonl(
+    path: str | Path, records: Iterable[BaseModel], append: bool = False, tokens: bool = False
+) -> None:
+    """Writes pydantic records one per line; token ids and log-probs are left out unless ``tokens``."""
+    exclude = None if tokens else {"steps": {"__all__": set(TOKEN_FIELDS)}}
+    with open(path, "a" if append else "w", encoding="utf-8") as handle:
+        for record in records:
+            kwargs = {"exclude": exclude} if isinstance(record, Trajectory) else {}
+            handle.write(record.model_dump_json(**kwargs) + "\n")
+
+
+def read_trajectories(path: str | Path) -> list[Trajectory]:
+    """Reads a ``traces.jsonl`` file; a truncated last line (a killed run) is skipped."""
+    trajectories = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                trajectories.append(Trajectory.model_validate_json(line))
+            except ValueError:
+                if handle.readline():  # corruption in the middle is an error, a cut-off tail is not
+                    raise
+    return trajectories
+
+
+def _factorize(values: Sequence[Hashable]) -> np.ndarray:
+    """Integer codes of ``values`` in order of first appearance."""
+    codes: dict[Hashable, int] = {}
+    return np.fromiter((codes.setdefault(v, len(codes)) for v in values), dtype=np.int64, count=len(values))
+
+
+@dataclass
+class StepBatch:
+    """Columnar steps, one row per (trajectory, step); every column has length ``len(batch)``.
+
+    Columns:
+        group: task-group id of the row (any hashable; rows of different groups never mix)
+        traj: trajectory id; a trajectory is identified by the pair (group, traj)
+        t: step index inside the trajectory (int64)
+        anchor: hashable key of the environment state the step acted in (object)
+        action: the action text (object)
+        reward: environment reward of the step (float64)
+        valid: whether the action was valid (bool)
+        done: whether the step ended its trajectory (bool); derived from ``t`` when not given
+        role: which agent acted (object, default ``"agent"``)
+        info_gain: IGPO turn reward p_t - p_(t-1) (float64, NaN where absent, e.g. the final turn)
+        outcome: IGPO outcome reward on the final turn (float64, NaN elsewhere)
+        prompt_ids, response_ids, response_logprobs, ref_logprobs: per-row token lists when the batch
+            comes from a model rollout (``None`` otherwise)
+    """
+
+    group: np.ndarray
+    traj: np.ndarray
+    t: np.ndarray
+    anchor: np.ndarray
+    action: np.ndarray
+    reward: np.ndarray
+    valid: np.ndarray
+    done: np.ndarray
+    role: np.ndarray
+    info_gain: np.ndarray
+    outcome: np.ndarray
+    prompt_ids: list[list[int]] | None = None
+    response_ids: list[list[int]] | None = None
+    response_logprobs: list[list[float]] | None = None
+    ref_logprobs: list[list[float]] | None = None
+    _cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    @classmethod
+    def from_records(cls, records: Sequence[dict[str, Any]]) -> StepBatch:
+        """Builds a batch from plain dicts with the column names above.
+
+        Required keys: ``group``, ``traj``, ``t``, ``reward``. Defaults: ``anchor`` = None,
+        ``action`` = "", ``valid`` = True, ``role`` = "agent", ``done`` = last ``t`` of the
+        trajectory, ``info_gain`` and ``outcome`` = NaN.
+        """
+        missing = [key for key in ("group", "traj", "t", "reward") if records and key not in records[0]]
+        if missing:
+            raise KeyError(f"StepBatch.from_records: records lack required key(s) {missing}")
+
+        def column(key: str, default: Any, dtype: Any = object) -> np.ndarray:
+            values = [record.get(key, default) for record in records]
+            if dtype is object:
+                array = np.empty(len(values), dtype=object)
+                array[:] = values if key != "anchor" else [freeze(v) for v in values]
+                return array
+            return np.asarray([default if v is None else v for v in values], dtype=dtype)
+
+        batch = cls(
+            group=column("group", None),
+            traj=column("traj", None),
+            t=column("t", 0, np.int64),
+            anchor=column("anchor", None),
+            action=column("action", ""),
+            reward=column("reward", 0.0, np.float64),
+            valid=column("valid", True, bool),
+            done=np.zeros(len(records), dtype=bool),
+            role=column("role", "agent"),
+            info_gain=column("info_gain", math.nan, np.float64),
+            outcome=column("outcome", math.nan, np.float64),
+        )
+        for name in (*TOKEN_FIELDS, "ref_logprobs"):
+            if records and name in records[0]:
+                setattr(batch, name, [record.get(name) for record in records])
+        if records and all("done" in record for record in records):
+            batch.done = column("done", False, bool)
+        else:
+            batch.done = batch.t == batch.last_t()
+        return batch
+
+    @classmethod
+    def from_trajectories(cls, trajectories: Iterable[Trajectory], tokens: bool = True) -> StepBatch:
+        """One row per step of each trajectory, in order; ``done`` marks each trajectory's last step."""
+        records = []
+        for trajectory in trajectories:
+            last = len(trajectory.steps) - 1
+            for step in trajectory.steps:
+                record = {
+                    "group": trajectory.group,
+                    "traj": trajectory.traj,
+                    "t": step.t,
+                    "anchor": step.anchor,
+                    "action": step.action,
+                    "reward": step.reward,
+                    "valid": step.valid,
+                    "done": step.t == last,
+                    "role": step.role,
+                    "info_gain": step.info_gain,
+                }
+                if tokens:
+                    record.update({name: getattr(step, name) for name in TOKEN_FIELDS})
+                records.append(record)
+        return cls.from_records(records)
+
+    # Derived, cached columns -------------------------------------------------------------------
+
+    def group_index(self) -> np.ndarray:
+        """(rows,) int codes of ``group``, in order of first appearance."""
+        if "group" not in self._cache:
+            self._cache["group"] = _factorize(self.group.tolist())
+        return self._cache["group"]
+
+    def traj_index(self) -> np.ndarray:
+        """(rows,) int codes of the (group, traj) pair: one code per trajectory."""
+        if "traj" not in self._cache:
+            self._cache["traj"] = _factorize(
+                list(zip(self.group_index().tolist(), self.traj.tolist(), strict=True))
+            )
+        return self._cache["traj"]
+
+    def last_t(self) -> np.ndarray:
+        """(rows,) the largest ``t`` of each row's trajectory."""
+        index = self.traj_index()
+        last = np.full(index.max() + 1 if len(index) else 0, -1, dtype=np.int64)
+        np.maximum.at(last, index, self.t)
+        return last[index]
+
+    def select(self, mask: np.ndarray) -> StepBatch:
+        """The rows where ``mask`` is true (or at the given integer positions), in order."""
+        positions = np.flatnonzero(mask) if np.asarray(mask).dtype == bool else np.asarray(mask)
+        values = {}
+        for f in fields(self):
+            if f.name == "_cache":
+                continue
+            column = getattr(self, f.name)
+            if column is None:
+                values[f.name] = None
+            elif isinstance(column, np.ndarray):
+                values[f.name] = column[positions]
+            else:
+                values[f.name] = [column[i] for i in positions]
+        return StepBatch(**values)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        names = [f.name for f in fields(self) if f.name != "_cache" and getattr(self, f.name) is not None]
+        for i in range(len(self)):
+            yield {name: getattr(self, name)[i] for name in names}

@@ -1,0 +1,1 @@
+"""Tools agents use inside environments: sandboxes, retrievers and their servers."""
