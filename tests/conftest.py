@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
+# No model hub is reachable from the test machines: fail hub lookups at once instead of retrying.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 import pytest
 
 import agentgym
@@ -22,3 +27,14 @@ def toy_envs():
     yield TOY_ENVS
     for env_id in TOY_ENVS:
         agentgym.deregister(env_id)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, toy_envs):
+    """A small tiny-model directory built for the key-door toy environment."""
+    from agentgym.trainers.models import TinyModelConfig, build_tiny
+
+    config = TinyModelConfig(
+        vocab_size=400, hidden_size=32, intermediate_size=64, num_layers=2, corpus_episodes=10
+    )
+    return build_tiny("test-keydoor", config=config, directory=tmp_path_factory.mktemp("models") / "tiny")

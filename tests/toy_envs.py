@@ -111,13 +111,16 @@ class FaultyEnv(KeyDoorEnv):
 
 
 class NondeterministicEnv(KeyDoorEnv):
-    """Breaks seeding: the key moves with the wall clock."""
+    """Breaks seeding: the key moves with every reset, whatever the seed."""
+
+    resets = 0
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[str, dict[str, Any]]:
-        _observation, _info = super().reset(seed=seed, options=options)
-        self.key_room = self.rooms[time.perf_counter_ns() % len(self.rooms)]
+        super().reset(seed=seed, options=options)
+        NondeterministicEnv.resets += 1
+        self.key_room = self.rooms[NondeterministicEnv.resets % len(self.rooms)]
         return self._observe(self._describe()), self._info()
 
 

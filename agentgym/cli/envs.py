@@ -26,10 +26,8 @@ def envs_command() -> None:
     table = Table(title="agentgym environments")
     table.add_column("id", style="bold cyan")
     table.add_column("max steps", justify="right")
-    table.add_column("entry point")
     table.add_column("description")
     for env_id in list_envs():
         env_spec = spec(env_id)
-        entry = env_spec.entry_point if isinstance(env_spec.entry_point, str) else repr(env_spec.entry_point)
-        table.add_row(env_id, str(env_spec.max_episode_steps or ""), entry, _summary(env_spec.entry_point))
+        table.add_row(env_id, str(env_spec.max_episode_steps or ""), _summary(env_spec.entry_point))
     console.print(table)

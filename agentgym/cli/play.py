@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
+from rich.text import Text
 
 from agentgym.cli.app import app, console
 from agentgym.config import apply_override
@@ -18,15 +20,18 @@ HELP = (
 
 
 def _show(observation: str, info: dict[str, Any], step: int, reward: float | None = None) -> None:
+    # Environment text is shown literally: WebShop's "[SEP]" or "click[Buy Now]" are not markup.
     title = f"step {step}" + (f"  reward {reward:g}" if reward is not None else "")
-    console.print(
-        Panel(observation, title=title, subtitle=f"task {info.get('task_id', '?')} [{info.get('split', '')}]")
-    )
+    subtitle = Text(f"task {info.get('task_id', '?')} [{info.get('split', '')}]")
+    console.print(Panel(Text(observation), title=title, subtitle=subtitle))
     if info.get("action_valid") is False:
-        console.print(f"[red]invalid action:[/] {info.get('error', '')}")
+        console.print("[red]invalid action:[/]", Text(str(info.get("error", ""))))
     actions = info.get("available_actions") or []
     if actions:
-        console.print("  ".join(f"[cyan]{i}[/] {a}" for i, a in enumerate(actions, start=1)), highlight=False)
+        console.print(
+            "  ".join(f"[cyan]{i}[/] {escape(str(a))}" for i, a in enumerate(actions, start=1)),
+            highlight=False,
+        )
 
 
 @app.command("play")
@@ -66,7 +71,7 @@ def play_command(
             continue
         if line in (":h", ":hint"):
             try:
-                console.print(f"expert: [green]{environment.unwrapped.expert_action()}[/]")
+                console.print(f"expert: [green]{escape(environment.unwrapped.expert_action())}[/]")
             except NotImplementedError as error:
                 console.print(f"[yellow]{error}[/]")
             continue

@@ -1,0 +1,36 @@
+from agentgym.agents.chat import AgentConfig, ChatAgent
+
+
+def test_prompt_shows_task_memory_of_k_steps_and_admissible_actions():
+    agent = ChatAgent(AgentConfig(memory=2), instructions="Move with 'go <room>'.")
+    agent.start(
+        "You are in the hall.", {"task": "Reach the attic.", "available_actions": ["go kitchen", "go cellar"]}
+    )
+    for room in ("kitchen", "cellar", "study"):
+        agent.record(f"go {room}", f"You are in the {room}.", {"available_actions": ["go hall"]})
+    system, user = agent.prompt()
+    assert "Move with 'go <room>'." in system["content"] and "<action>" in system["content"]
+    content = user["content"]
+    assert content.startswith("Task: Reach the attic.")
+    assert "You have taken 3 step(s). The last 2:" in content
+    assert "go kitchen" not in content  # older than K = 2
+    assert "[step 2] action: go cellar" in content and "[step 3] action: go study" in content
+    assert content.index("Current observation (step 4):\nYou are in the study.") > content.index("[step 3]")
+    assert content.endswith("Admissible actions: go hall")
+
+
+def test_memory_zero_and_long_observations_are_cut():
+    agent = ChatAgent(AgentConfig(memory=0, show_available_actions=False))
+    agent.start("x" * 50, {"available_actions": ["a"]})
+    assert "step" not in agent.prompt()[1]["content"].split("Current")[0]
+    agent = ChatAgent(AgentConfig(memory=1, max_history_chars=10))
+    agent.start("y" * 50, {})
+    agent.record("a", "now", {})
+    assert "y" * 10 + " ..." in agent.prompt()[1]["content"]
+    assert "y" * 11 not in agent.prompt()[1]["content"]
+
+
+def test_environment_format_applies_unless_the_config_overrides_it():
+    assert ChatAgent(action_format="raw").parse("<answer>x</answer>").action == "<answer>x</answer>"
+    agent = ChatAgent(AgentConfig(action_format="tags"), action_format="raw")
+    assert agent.parse("<action>x</action>").action == "x"

@@ -1,0 +1,52 @@
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from agentgym.config import apply_override, load_config, parse_value
+from agentgym.core import AgentGymError
+
+
+class Inner(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lr: float = 1e-3
+    mode: str = "std"
+
+
+class Outer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = "run"
+    steps: int = 10
+    trainer: Inner = Inner()
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        ("1e-6", 1e-6),
+        ("3", 3),
+        ("true", True),
+        ("[1, 2]", [1, 2]),
+        ("hello", "hello"),
+        ("a b", "a b"),
+        ("null", None),
+    ],
+)
+def test_override_values_parse_as_json_then_yaml_then_text(raw, value):
+    assert parse_value(raw) == value
+
+
+def test_file_then_flags_then_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: from-file\nsteps: 5\ntrainer:\n  lr: 0.5\n")
+    config = load_config(Outer, path, {"steps": 7, "name": None}, ["trainer.mode=mean", "trainer.lr=1e-6"])
+    assert config == Outer(name="from-file", steps=7, trainer=Inner(lr=1e-6, mode="mean"))
+
+
+def test_errors_name_the_key_and_the_value():
+    with pytest.raises(AgentGymError, match=r"trainer.lr: .*valid number.*'fast'"):
+        load_config(Outer, overrides=["trainer.lr=fast"])
+    with pytest.raises(AgentGymError, match=r"trainer.lrr: Extra inputs are not permitted"):
+        load_config(Outer, overrides=["trainer.lrr=1"])
+    with pytest.raises(AgentGymError, match="expected key=value"):
+        apply_override({}, "trainer.lr")
+    with pytest.raises(AgentGymError, match="does not exist"):
+        load_config(Outer, "missing.yaml")

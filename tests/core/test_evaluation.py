@@ -1,0 +1,68 @@
+import json
+import math
+
+import pytest
+
+from agentgym.core import AgentGymError
+from agentgym.evaluation import EvalConfig, evaluate, pass_at_k
+from agentgym.trajectory import read_trajectories
+
+
+@pytest.mark.parametrize(
+    ("n", "c", "k", "expected"),
+    [
+        (5, 0, 1, 0.0),
+        (5, 5, 3, 1.0),
+        (4, 1, 1, 0.25),  # c / n
+        (4, 1, 2, 0.5),  # 1 - C(3,2)/C(4,2) = 1 - 3/6
+        (5, 2, 3, 0.9),  # 1 - C(3,3)/C(5,3) = 1 - 1/10
+        (10, 3, 5, 1 - math.comb(7, 5) / math.comb(10, 5)),
+    ],
+)
+def test_unbiased_pass_at_k(n, c, k, expected):
+    assert pass_at_k(n, c, k) == pytest.approx(expected)
+
+
+def test_eval_writes_metrics_and_traces(tmp_path):
+    config = EvalConfig(
+        env="test-keydoor", policy="random", split="test", episodes=4, attempts=3, out=tmp_path, seed=1
+    )
+    metrics = evaluate(config)
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written == metrics
+    for key in (
+        "success_rate",
+        "mean_score",
+        "mean_steps",
+        "valid_action_ratio",
+        "pass@1",
+        "pass@2",
+        "pass@3",
+    ):
+        assert key in metrics
+    traces = read_trajectories(tmp_path / "traces.jsonl")
+    assert len(traces) == 12 and metrics["episodes"] == 12 and metrics["tasks"] == 4
+    assert metrics["success_rate"] == pytest.approx(sum(t.won for t in traces) / 12)
+    assert metrics["mean_steps"] == pytest.approx(sum(len(t.steps) for t in traces) / 12)
+    assert metrics["pass@1"] == pytest.approx(metrics["success_rate"])  # equal group sizes
+    assert metrics["pass@1"] <= metrics["pass@2"] <= metrics["pass@3"]
+    assert {t.task_id for t in traces} == {1000, 1001, 1002, 1003}
+
+
+def test_eval_expert_is_perfect_and_resume_only_runs_missing_tasks(tmp_path):
+    first = evaluate(EvalConfig(env="test-keydoor", policy="expert", episodes=2, out=tmp_path))
+    assert first["success_rate"] == 1.0 and first["valid_action_ratio"] == 1.0
+    with pytest.raises(AgentGymError, match="--resume"):
+        evaluate(EvalConfig(env="test-keydoor", policy="expert", episodes=4, out=tmp_path))
+    lines_before = (tmp_path / "traces.jsonl").read_text().splitlines()
+    with open(tmp_path / "traces.jsonl", "a") as handle:
+        handle.write('{"env_id": "test-key')  # a run killed mid-write
+    resumed = evaluate(EvalConfig(env="test-keydoor", policy="expert", episodes=4, out=tmp_path, resume=True))
+    lines_after = (tmp_path / "traces.jsonl").read_text().splitlines()
+    assert lines_after[:2] == lines_before and len(lines_after) == 4
+    assert resumed["tasks"] == 4 and resumed["success_rate"] == 1.0
+
+
+def test_config_rejects_contradictions():
+    with pytest.raises(ValueError, match="exclude each other"):
+        EvalConfig(env="x", resume=True, overwrite=True)

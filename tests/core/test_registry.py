@@ -1,0 +1,60 @@
+import gymnasium
+import pytest
+
+import agentgym
+from agentgym.core import AgentGymError
+
+
+def test_make_by_short_and_full_id_and_through_gymnasium():
+    for env in (
+        agentgym.make("test-keydoor"),
+        agentgym.make("agentgym/test-keydoor"),
+        gymnasium.make("agentgym/test-keydoor"),
+    ):
+        observation, info = env.reset(seed=0, options={"task_id": 1, "split": "train"})
+        assert isinstance(observation, str) and info["task_id"] == 1
+        env.close()
+
+
+def test_list_envs_has_builtins_and_registered_ids():
+    envs = agentgym.list_envs()
+    assert {"webshop", "alfworld", "search-qa", "test-keydoor"} <= set(envs)
+    assert envs == sorted(envs)
+
+
+def test_spec_carries_defaults_and_make_merges_kwargs():
+    agentgym.register("test-keydoor-big", "toy_envs:KeyDoorEnv", max_episode_steps=7, num_rooms=6)
+    try:
+        env_spec = agentgym.spec("test-keydoor-big")
+        assert env_spec.max_episode_steps == 7 and env_spec.kwargs == {"num_rooms": 6}
+        assert agentgym.make("test-keydoor-big").unwrapped.num_rooms == 6
+        assert agentgym.make("test-keydoor-big", num_rooms=3).unwrapped.num_rooms == 3
+    finally:
+        agentgym.deregister("test-keydoor-big")
+
+
+def test_unknown_id_suggests_a_close_match():
+    with pytest.raises(
+        AgentGymError, match=r"unknown environment 'test-keydor'. Did you mean 'test-keydoor'\?"
+    ):
+        agentgym.make("test-keydor")
+
+
+def test_unknown_kwarg_names_the_accepted_ones():
+    with pytest.raises(AgentGymError, match=r"unknown option\(s\) colour; accepted: .*num_rooms"):
+        agentgym.make("test-keydoor", colour="red")
+
+
+def test_registering_a_taken_id_differently_is_an_error_and_same_is_idempotent():
+    agentgym.register("test-keydoor", "toy_envs:KeyDoorEnv", max_episode_steps=20)
+    with pytest.raises(AgentGymError, match="already registered"):
+        agentgym.register("test-keydoor", "toy_envs:FaultyEnv")
+
+
+def test_time_limit_comes_from_the_registration():
+    env = agentgym.make("test-keydoor")
+    env.reset(seed=0)
+    truncated = False
+    for _ in range(20):
+        *_, truncated, _ = env.step("look around")
+    assert truncated

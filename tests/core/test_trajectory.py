@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+
+from agentgym.trajectory import Step, StepBatch, Trajectory, TrajectoryGroup, read_trajectories, write_jsonl
+
+
+def test_from_records_with_the_minimal_keys_derives_done_and_defaults():
+    records = [
+        {"group": "g", "traj": 0, "t": 1, "anchor": "b", "action": "y", "reward": 1.0, "valid": True},
+        {"group": "g", "traj": 0, "t": 0, "anchor": "a", "action": "x", "reward": 0.0, "valid": False},
+        {"group": "g", "traj": 1, "t": 0, "anchor": "a", "action": "z", "reward": 0.5, "valid": True},
+        {"group": "h", "traj": 0, "t": 0, "anchor": ["a", 1], "action": "x", "reward": 0.0, "valid": True},
+    ]
+    batch = StepBatch.from_records(records)
+    assert len(batch) == 4
+    assert batch.done.tolist() == [True, False, True, True]
+    assert batch.valid.tolist() == [True, False, True, True]
+    assert batch.role.tolist() == ["agent"] * 4
+    assert np.isnan(batch.info_gain).all() and np.isnan(batch.outcome).all()
+    assert batch.anchor[3] == ("a", 1)  # lists become hashable tuples
+    # trajectories are (group, traj) pairs: traj 0 of g and traj 0 of h are different trajectories
+    assert batch.traj_index().tolist() == [0, 0, 1, 2]
+    assert batch.group_index().tolist() == [0, 0, 0, 1]
+    assert batch.last_t().tolist() == [1, 1, 0, 0]
+
+
+def test_from_records_keeps_given_done_and_igpo_columns():
+    batch = StepBatch.from_records(
+        [
+            {"group": 0, "traj": 0, "t": 0, "reward": 0.0, "done": False, "info_gain": 0.25},
+            {"group": 0, "traj": 0, "t": 1, "reward": 1.0, "done": True, "outcome": 1.0},
+        ]
+    )
+    assert batch.done.tolist() == [False, True]
+    assert batch.info_gain[0] == 0.25 and np.isnan(batch.info_gain[1])
+    assert np.isnan(batch.outcome[0]) and batch.outcome[1] == 1.0
+
+
+def test_from_records_requires_the_identifying_keys():
+    with pytest.raises(KeyError, match="group"):
+        StepBatch.from_records([{"traj": 0, "t": 0, "reward": 0.0}])
+
+
+def test_select_keeps_rows_in_order():
+    batch = StepBatch.from_records([{"group": 0, "traj": i, "t": 0, "reward": float(i)} for i in range(5)])
+    picked = batch.select(np.array([False, True, False, True, True]))
+    assert picked.reward.tolist() == [1.0, 3.0, 4.0]
+    assert [row["traj"] for row in picked] == [1, 3, 4]
+
+
+def _trajectory(group: str, member: int, rewards: list[float]) -> Trajectory:
+    steps = [
+        Step(
+            t=t,
+            observation=f"o{t}",
+            action=f"a{t}",
+            reward=r,
+            anchor=("room", t),
+            prompt_ids=[1, 2],
+            response_ids=[3],
+        )
+        for t, r in enumerate(rewards)
+    ]
+    return Trajectory(
+        env_id="toy", task_id=7, split="test", group=group, traj=member, steps=steps, won=rewards[-1] > 0
+    )
+
+
+def test_jsonl_round_trip_drops_tokens_and_tolerates_a_cut_off_tail(tmp_path):
+    trajectories = [
+        _trajectory("g1", 0, [0.0, 1.0]),
+        _trajectory("g1", 1, [0.0]),
+        _trajectory("g2", 0, [1.0]),
+    ]
+    path = tmp_path / "traces.jsonl"
+    write_jsonl(path, trajectories)
+    with open(path, "a") as handle:
+        handle.write('{"env_id": "toy", "task_id": 1, "gro')  # a killed writer
+    loaded = read_trajectories(path)
+    assert [t.group for t in loaded] == ["g1", "g1", "g2"]
+    assert loaded[0].steps[1].anchor == ("room", 1)
+    assert loaded[0].steps[0].prompt_ids is None  # token ids stay out of traces by default
+    groups = TrajectoryGroup.from_trajectories(loaded)
+    assert [(g.group, len(g.trajectories)) for g in groups] == [("g1", 2), ("g2", 1)]
+
+
+def test_from_trajectories_builds_one_row_per_step():
+    batch = StepBatch.from_trajectories([_trajectory("g", 0, [0.0, 0.0, 1.0]), _trajectory("g", 1, [1.0])])
+    assert batch.t.tolist() == [0, 1, 2, 0]
+    assert batch.done.tolist() == [False, False, True, True]
+    assert batch.prompt_ids == [[1, 2]] * 4

@@ -1,0 +1,63 @@
+import pytest
+import torch
+
+from agentgym.policies import SamplingParams
+from agentgym.policies.hf import HFPolicy
+from agentgym.trainers.models import load_model
+
+PROMPTS = [
+    [{"role": "user", "content": "You are in the hall."}],
+    [
+        {"role": "system", "content": "Act."},
+        {"role": "user", "content": "The door to the attic is locked. A key lies here."},
+    ],
+    [{"role": "user", "content": "go"}],
+]
+
+
+@pytest.fixture(scope="module")
+def policy(tiny_model_dir):
+    return HFPolicy(*load_model(str(tiny_model_dir), device="cpu"), batch_size=2)
+
+
+def test_batched_greedy_equals_one_at_a_time(policy):
+    sampling = SamplingParams(temperature=0.0, max_tokens=12)
+    together = policy.generate(PROMPTS, sampling)
+    alone = [policy.generate([prompt], sampling)[0] for prompt in PROMPTS]
+    assert [c.token_ids for c in together] == [c.token_ids for c in alone]
+    for a, b in zip(together, alone, strict=True):
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.7, 1.0])
+def test_logprobs_are_those_of_the_sampled_distribution(policy, temperature):
+    [completion] = policy.generate(
+        PROMPTS[1:2], SamplingParams(temperature=temperature, max_tokens=10, seed=3)
+    )
+    assert len(completion.token_ids) == len(completion.logprobs) > 0
+    ids = torch.tensor([completion.prompt_ids + completion.token_ids])
+    with torch.no_grad():
+        logits = policy.model(ids).logits[0, len(completion.prompt_ids) - 1 : -1].float()
+    scaled = logits / temperature if temperature > 0 else logits
+    expected = torch.log_softmax(scaled, -1).gather(-1, torch.tensor(completion.token_ids)[:, None])[:, 0]
+    assert completion.logprobs == pytest.approx(expected.tolist(), abs=1e-4)
+
+
+def test_max_tokens_seeds_and_finish_reasons(policy):
+    sampling = SamplingParams(temperature=1.0, max_tokens=5, seed=11)
+    first, second = policy.generate(PROMPTS, sampling), policy.generate(PROMPTS, sampling)
+    assert [c.token_ids for c in first] == [c.token_ids for c in second]
+    for completion in first:
+        assert len(completion.token_ids) <= 5
+        eos = completion.token_ids[-1] == policy.tokenizer.eos_token_id
+        assert completion.finish_reason == ("stop" if eos else "length")
+
+
+def test_stop_strings_cut_text_and_tokens(policy):
+    [free] = policy.generate(PROMPTS[:1], SamplingParams(temperature=0.0, max_tokens=20))
+    assert len(free.text) >= 4  # the fixture model is seeded: it always writes enough to cut
+    stop = free.text[2:4]
+    [cut] = policy.generate(PROMPTS[:1], SamplingParams(temperature=0.0, max_tokens=20, stop=[stop]))
+    assert cut.text.endswith(stop) and len(cut.text) <= free.text.index(stop) + len(stop)
+    assert cut.token_ids == free.token_ids[: len(cut.token_ids)] and len(cut.logprobs) == len(cut.token_ids)
+    assert cut.finish_reason == "stop"

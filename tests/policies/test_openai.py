@@ -1,0 +1,119 @@
+"""OpenAIPolicy against a real HTTP server on loopback that misbehaves on purpose."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from agentgym.core import AgentGymError
+from agentgym.policies import SamplingParams, make_policy
+from agentgym.policies.openai import OpenAIPolicy
+
+
+class ChatServer:
+    def __init__(self, failures_before_success: int = 0, status: int = 503):
+        self.requests: list[dict] = []
+        self.failures_left = failures_before_success
+        self.status = status
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.requests.append(
+                    {"path": self.path, "body": body, "auth": self.headers.get("Authorization")}
+                )
+                if server.failures_left > 0:
+                    server.failures_left -= 1
+                    self.send_response(server.status)
+                    self.end_headers()
+                    self.wfile.write(b'{"error": "busy"}')
+                    return
+                text = "<action>" + body["messages"][-1]["content"].upper() + "</action>"
+                answer = {
+                    "choices": [
+                        {
+                            "message": {"role": "assistant", "content": text},
+                            "finish_reason": "stop",
+                            "logprobs": {
+                                "content": [{"token": "x", "logprob": -0.5}, {"token": "y", "logprob": -1.5}]
+                            },
+                        }
+                    ]
+                }
+                payload = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+@pytest.fixture
+def server_factory():
+    servers = []
+
+    def make(**kwargs):
+        servers.append(ChatServer(**kwargs))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+def test_batch_in_order_with_sampling_fields_and_key(server_factory, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    server = server_factory()
+    policy = make_policy(f"openai:{server.url}#my-model")
+    prompts = [[{"role": "user", "content": word}] for word in ("a", "b", "c")]
+    completions = policy.generate(
+        prompts, SamplingParams(temperature=0.3, max_tokens=7, stop=["</action>"], seed=1)
+    )
+    assert [c.text for c in completions] == ["<action>A</action>", "<action>B</action>", "<action>C</action>"]
+    assert completions[0].logprobs == [-0.5, -1.5]
+    body = server.requests[0]["body"]
+    assert (
+        server.requests[0]["path"] == "/v1/chat/completions"
+        and server.requests[0]["auth"] == "Bearer sk-test"
+    )
+    assert body["model"] == "my-model" and body["temperature"] == 0.3 and body["max_tokens"] == 7
+    assert body["stop"] == ["</action>"] and body["seed"] == 1
+
+
+def test_retries_busy_answers_then_succeeds(server_factory):
+    server = server_factory(failures_before_success=2, status=503)
+    policy = OpenAIPolicy(server.url, "m", max_retries=3, backoff=0.01)
+    [completion] = policy.generate([[{"role": "user", "content": "x"}]], SamplingParams())
+    assert completion.text == "<action>X</action>" and len(server.requests) == 3
+
+
+def test_gives_up_after_the_retries_and_does_not_retry_client_errors(server_factory):
+    busy = server_factory(failures_before_success=10, status=503)
+    with pytest.raises(AgentGymError, match="failed after 3 tries"):
+        OpenAIPolicy(busy.url, "m", max_retries=2, backoff=0.01).generate(
+            [[{"role": "user", "content": "x"}]], SamplingParams()
+        )
+    bad = server_factory(failures_before_success=10, status=400)
+    with pytest.raises(AgentGymError, match="answered 400"):
+        OpenAIPolicy(bad.url, "m", max_retries=2, backoff=0.01).generate(
+            [[{"role": "user", "content": "x"}]], SamplingParams()
+        )
+    assert len(bad.requests) == 1
+
+
+def test_unreachable_server_times_out_cleanly():
+    policy = OpenAIPolicy("http://127.0.0.1:9/v1", "m", max_retries=1, backoff=0.01, timeout=0.5)
+    with pytest.raises(AgentGymError, match="failed after 2 tries"):
+        policy.generate([[{"role": "user", "content": "x"}]], SamplingParams())

