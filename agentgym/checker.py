@@ -30,7 +30,7 @@ import gymnasium
 import numpy as np
 from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 
-from agentgym.core import is_hashable
+from agentgym.core import is_hashable, text_space
 from agentgym.registry import make
 
 MALFORMED_ACTIONS = (
@@ -124,14 +124,17 @@ def check_tasks(env: gymnasium.Env, seed: int, **_: Any) -> None:
             )
 
 
-def _pick_action(info: dict[str, Any], rng: np.random.Generator, env: gymnasium.Env) -> str:
+def _pick_action(info: dict[str, Any], rng: np.random.Generator) -> str:
     actions = info.get("available_actions")
     if actions and rng.random() < 0.8:
         return str(actions[int(rng.integers(len(actions)))])
     if rng.random() < 0.5:
         return MALFORMED_ACTIONS[int(rng.integers(len(MALFORMED_ACTIONS)))]
-    env.action_space.seed(int(rng.integers(2**31)))
-    return env.action_space.sample()[:200]
+    # Short random text: sampling up to the action space's maximum length (100k characters) would
+    # cost far more than the environment step under test.
+    space = text_space(200)
+    space.seed(int(rng.integers(2**31)))
+    return space.sample()
 
 
 def _transcript(env: gymnasium.Env, seed: int, steps: int) -> list[Any]:
@@ -139,7 +142,7 @@ def _transcript(env: gymnasium.Env, seed: int, steps: int) -> list[Any]:
     rng = np.random.default_rng(seed)
     record: list[Any] = [(observation, info)]
     for _ in range(steps):
-        action = _pick_action(info, rng, env)
+        action = _pick_action(info, rng)
         observation, reward, terminated, truncated, info = env.step(action)
         record.append((action, observation, float(reward), terminated, truncated, info))
         if terminated or truncated:
@@ -172,7 +175,7 @@ def check_fuzz(env: gymnasium.Env, seed: int, fuzz_steps: int = 300, **_: Any) -
     rng = np.random.default_rng(seed + 1)
     observation, info = env.reset(seed=seed)
     for step in range(fuzz_steps):
-        action = _pick_action(info, rng, env)
+        action = _pick_action(info, rng)
         anchor_before = info.get("anchor", observation)
         try:
             next_observation, reward, terminated, truncated, next_info = env.step(action)

@@ -47,12 +47,17 @@ class AgentConfig(BaseModel):
     require_think: bool = Field(default=False, description="reject completions without a <think> block")
     show_available_actions: bool = Field(default=True, description="list the admissible actions when known")
     max_history_chars: int = Field(
-        default=600, ge=0, description="observations in the memory are cut to this"
+        default=600, ge=0, description="observations in the memory are cut to this; 0 shows the actions alone"
     )
     max_listed_actions: int = Field(
         default=50, ge=1, description="at most this many admissible actions are listed"
     )
-    system_prompt: str | None = Field(default=None, description="replaces the default system prompt")
+    system_prompt: str | None = Field(
+        default=None, description="replaces the default system prompt ('' drops it)"
+    )
+    include_instructions: bool = Field(
+        default=True, description="add the environment's action grammar to the system prompt"
+    )
 
 
 @dataclass
@@ -69,9 +74,10 @@ class ChatAgent:
     ):
         self.config = config or AgentConfig()
         self.action_format: ActionFormat = self.config.action_format or action_format
+        base = BASE_SYSTEM_PROMPT if self.config.system_prompt is None else self.config.system_prompt
         parts = [
-            self.config.system_prompt or BASE_SYSTEM_PROMPT,
-            instructions,
+            base,
+            instructions if self.config.include_instructions else "",
             FORMAT_HINTS[self.action_format],
         ]
         self.system_prompt = "\n\n".join(part.strip() for part in parts if part and part.strip())
@@ -95,12 +101,12 @@ class ChatAgent:
         if shown:
             lines.append(f"You have taken {len(self.history)} step(s). The last {len(shown)}:")
             for offset, turn in enumerate(shown, start=len(self.history) - len(shown) + 1):
-                observation = turn.observation
-                if len(observation) > config.max_history_chars:
-                    observation = observation[: config.max_history_chars] + " ..."
-                lines.append(
-                    f"[step {offset}] observation: {observation}\n[step {offset}] action: {turn.action}"
-                )
+                if config.max_history_chars:
+                    observation = turn.observation
+                    if len(observation) > config.max_history_chars:
+                        observation = observation[: config.max_history_chars] + " ..."
+                    lines.append(f"[step {offset}] observation: {observation}")
+                lines.append(f"[step {offset}] action: {turn.action}")
             lines.append("")
         lines.append(f"Current observation (step {len(self.history) + 1}):\n{self.observation}")
         actions = self.info.get("available_actions")
@@ -108,10 +114,8 @@ class ChatAgent:
             listed = [str(action) for action in actions[: config.max_listed_actions]]
             more = f" (and {len(actions) - len(listed)} more)" if len(actions) > len(listed) else ""
             lines.append("\nAdmissible actions: " + ", ".join(listed) + more)
-        return [
-            {"role": "system", "content": self.system_prompt},
-            {"role": "user", "content": "\n".join(lines)},
-        ]
+        user = {"role": "user", "content": "\n".join(lines)}
+        return [{"role": "system", "content": self.system_prompt}, user] if self.system_prompt else [user]
 
     def parse(self, completion: str) -> ParsedAction:
         return parse_action(completion, self.action_format, self.config.require_think)

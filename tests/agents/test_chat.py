@@ -34,3 +34,15 @@ def test_environment_format_applies_unless_the_config_overrides_it():
     assert ChatAgent(action_format="raw").parse("<answer>x</answer>").action == "<answer>x</answer>"
     agent = ChatAgent(AgentConfig(action_format="tags"), action_format="raw")
     assert agent.parse("<action>x</action>").action == "x"
+
+
+def test_compact_prompts_for_small_models():
+    config = AgentConfig(memory=2, max_history_chars=0, system_prompt="", include_instructions=False)
+    agent = ChatAgent(config, instructions="Long grammar.", action_format="raw")
+    agent.start("page one", {})
+    agent.record("click[a]", "page two", {})
+    [user] = agent.prompt()  # nothing left for a system message
+    assert user["role"] == "user"
+    assert "page one" not in user["content"] and "[step 1] action: click[a]" in user["content"]
+    system = ChatAgent(AgentConfig(include_instructions=False), instructions="Long grammar.").prompt()[0]
+    assert system["role"] == "system" and "Long grammar." not in system["content"]

@@ -1,0 +1,61 @@
+"""``agentgym serve``: long-running servers; ``agentgym serve retriever`` serves a retrieval index.
+
+Examples::
+
+    # build an index from a Search-R1 corpus (once), then serve it
+    agentgym serve retriever --index indexes/wiki --corpus wiki-18.jsonl --kind bm25 --port 8000
+    # build only
+    agentgym serve retriever --index indexes/wiki --corpus wiki-18.jsonl --kind hybrid --build-only
+    # serve an existing index
+    agentgym serve retriever --index indexes/wiki --port 8000
+
+The server speaks Search-R1's protocol (``POST /retrieve``; see agentgym.tools.retrieval.server).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from agentgym.cli.app import app, console
+from agentgym.core import AgentGymError
+
+serve_app = typer.Typer(help="Run a server: a retrieval index over HTTP.", no_args_is_help=True)
+app.add_typer(serve_app, name="serve")
+
+
+@serve_app.command("retriever")
+def serve_retriever(
+    index: Path = typer.Option(..., help="index directory (built there from --corpus if it holds none)"),
+    corpus: Path = typer.Option(None, help="Search-R1 corpus JSONL ({id, contents} per line) to build from"),
+    kind: str = typer.Option("bm25", help="index to build: bm25 | dense | hybrid"),
+    encoder: str = typer.Option(
+        "all-MiniLM-L6-v2", help="dense/hybrid: a local model directory or the bundled all-MiniLM-L6-v2"
+    ),
+    device: str = typer.Option("cpu", help="dense/hybrid: torch device of the encoder (cpu, cuda)"),
+    host: str = typer.Option("127.0.0.1", help="interface to listen on (0.0.0.0 for every interface)"),
+    port: int = typer.Option(8000, help="TCP port"),
+    topk: int = typer.Option(3, min=1, help="documents per query when a request gives no topk"),
+    build_only: bool = typer.Option(False, "--build-only", help="build the index and exit"),
+) -> None:
+    """Serve a retrieval index with Search-R1's /retrieve protocol, building it first if needed."""
+    from agentgym.tools.retrieval import Encoder, build_index, is_index, load_index, serve
+
+    if is_index(index):
+        if corpus is not None:
+            console.print(f"[yellow]{index} already holds an index; --corpus is not re-indexed[/]")
+        retriever = load_index(index, device=device)
+    elif corpus is None:
+        raise AgentGymError(f"{index} holds no index; pass --corpus corpus.jsonl to build one there")
+    else:
+        console.print(f"building a {kind} index of {corpus} in {index}")
+        dense = kind in ("dense", "hybrid")
+        retriever = build_index(
+            corpus, index, kind, encoder=Encoder(encoder, device=device) if dense else None
+        )
+    console.print(f"{retriever.kind} index of {len(retriever)} documents ready in {index}")
+    if build_only:
+        return
+    console.print(f"serving on http://{host}:{port}/retrieve (Ctrl-C to stop)")
+    serve(retriever, host=host, port=port, default_topk=topk)

@@ -1,0 +1,79 @@
+import json
+
+import numpy as np
+import pytest
+
+from agentgym.core import AgentGymError
+from agentgym.tools.retrieval import DenseRetriever, Encoder, build_index, load_index
+
+
+@pytest.fixture(scope="module")
+def dense(corpus, encoder):
+    return DenseRetriever.build(corpus, encoder, progress=False)
+
+
+def test_the_bundled_encoder_gives_unit_vectors_of_its_size(encoder):
+    vectors = encoder.encode(["a cat on a mat", "a cat on a mat", "stock markets fell"])
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(vectors[0], vectors[1])
+    # settings come from the sentence-transformers files shipped with the model
+    assert (
+        encoder.settings.pooling == "mean"
+        and encoder.settings.normalize
+        and encoder.settings.max_length == 256
+    )
+
+
+def test_batching_does_not_change_embeddings(encoder):
+    texts = ["short", "a somewhat longer sentence about ships and stars", "mid length text"]
+    np.testing.assert_allclose(
+        encoder.encode(texts, batch_size=1), encoder.encode(texts, batch_size=3), atol=1e-5
+    )
+
+
+def test_dense_search_matches_meaning_without_shared_words(dense):
+    results = dense.search(["a feline napping on a rug", "baking loaves of bread"], topk=2)
+    assert [hits[0].id for hits in results] == ["cat", "bread"]
+    assert all(-1.0 <= hit.score <= 1.0 for hits in results for hit in hits)
+    assert results[0][0].score > results[0][1].score
+
+
+def test_topk_is_capped_by_the_corpus_and_empty_batches_are_fine(dense, corpus):
+    assert len(dense.search(["anything"], topk=50)[0]) == len(corpus)
+    assert dense.search([], topk=3) == []
+
+
+def test_prefixes_are_applied_to_their_kind_of_text(encoder):
+    prefixed = Encoder.from_settings(
+        encoder.settings_dict(), query_prefix="query: ", passage_prefix="passage: "
+    )
+    np.testing.assert_allclose(
+        prefixed.encode(["stars"], "query"), encoder.encode(["query: stars"], "query"), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        prefixed.encode(["stars"], "passage"), encoder.encode(["passage: stars"], "passage"), atol=1e-6
+    )
+
+
+def test_a_dense_index_round_trips_with_its_encoder_settings(corpus, encoder, dense, tmp_path):
+    build_index(corpus, tmp_path, "dense", encoder=encoder, progress=False)
+    assert json.loads((tmp_path / "dense" / "encoder.json").read_text())["model"] == "all-MiniLM-L6-v2"
+    loaded = load_index(tmp_path, encoder=encoder)
+    queries = ["who was born in Tarsh?", "ocean navigation"]
+    assert [[h.id for h in hits] for hits in loaded.search(queries, 3)] == [
+        [h.id for h in hits] for hits in dense.search(queries, 3)
+    ]
+
+
+def test_an_approximate_faiss_index_can_be_chosen(corpus, encoder, dense):
+    vectors = dense.index.reconstruct_n(0, len(corpus))
+    hnsw = DenseRetriever.from_vectors(corpus, encoder, vectors, "HNSW16")
+    assert hnsw.search(["a feline napping on a rug"], 1)[0][0].id == "cat"
+
+
+def test_a_model_that_is_not_local_is_never_downloaded(tmp_path):
+    with pytest.raises(AgentGymError, match="never downloaded"):
+        Encoder("sentence-transformers/all-mpnet-base-v2")
+    with pytest.raises(AgentGymError, match="not a local model directory"):
+        Encoder(str(tmp_path))

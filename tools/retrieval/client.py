@@ -1,0 +1,176 @@
+"""An HTTP client for Search-R1-compatible retrieval servers, usable wherever a Retriever is.
+
+Example::
+
+    client = RetrievalClient(["http://10.0.0.5:8000", "http://10.0.0.6:8000"], timeout=10)
+    client.search(["Velmora Quint"], topk=3)          # -> [[Hit, Hit, Hit]]
+    client.retrieve(["Velmora Quint"], topk=3)        # -> the server's raw "result" list
+
+Requests go round-robin over ``urls`` (each call starts at the next server). A connection error,
+a timeout, a 5xx or a 429 answer moves the call to the next server, up to ``retries`` extra
+attempts; once every server has been tried the client waits ``backoff * 2**round`` seconds
+before going round again. Any other 4xx means the request itself is wrong: it raises at once
+with the server's message. A URL without a path gets ``/retrieve`` appended.
+"""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from agentgym.core import AgentGymError
+from agentgym.tools.retrieval.base import Hit, Retriever, check_search_args
+
+
+class RetrievalError(AgentGymError):
+    """The retrieval servers could not answer, or refused the request."""
+
+
+def endpoint(url: str, path: str = "/retrieve") -> str:
+    """``http://host:8000`` or ``http://host:8000/retrieve`` -> the URL of ``path`` on that server."""
+    base = url.strip().rstrip("/")
+    base = base.removesuffix("/retrieve").removesuffix("/health")
+    return base + path
+
+
+def document_hit(item: dict[str, Any], score: float | None = None) -> Hit:
+    """A Search-R1 result document (``{"id", "contents"}`` or ``{"title", "text"}``) as a :class:`Hit`."""
+    contents = item.get("contents")
+    if contents is None:
+        contents = f"{item.get('title', '')}\n{item.get('text', '')}"
+    return Hit(str(item.get("id", "")), str(contents), float("nan") if score is None else float(score))
+
+
+class RetrievalClient(Retriever):
+    """Retrieves from one or more servers; thread-safe (one pooled ``httpx.Client``)."""
+
+    kind = "remote"
+
+    def __init__(
+        self,
+        urls: str | Sequence[str],
+        *,
+        timeout: float = 10.0,
+        retries: int = 3,
+        backoff: float = 0.2,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        if isinstance(urls, str):
+            urls = [u for u in urls.split(",") if u.strip()]
+        if not urls:
+            raise ValueError("RetrievalClient needs at least one server URL")
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries}")
+        self.urls = [endpoint(url) for url in urls]
+        self.retries = retries
+        self.backoff = backoff
+        self._http = httpx.Client(timeout=timeout, transport=transport)
+        self._turn = itertools.count()
+
+    def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
+        start = next(self._turn)
+        failures: list[str] = []
+        for attempt in range(self.retries + 1):
+            if attempt and attempt % len(self.urls) == 0:
+                time.sleep(self.backoff * 2 ** (attempt // len(self.urls) - 1))
+            url = self.urls[(start + attempt) % len(self.urls)]
+            try:
+                response = self._http.post(url, json=payload)
+            except httpx.TransportError as error:
+                failures.append(f"{url}: {type(error).__name__}: {error}")
+                continue
+            if response.status_code >= 500 or response.status_code == 429:
+                failures.append(f"{url}: HTTP {response.status_code}: {_message(response)}")
+                continue
+            if response.status_code >= 400:
+                raise RetrievalError(
+                    f"{url} refused the request (HTTP {response.status_code}): {_message(response)}"
+                )
+            try:
+                return response.json()
+            except ValueError:
+                failures.append(f"{url}: the answer is not JSON: {response.text[:120]!r}")
+        raise RetrievalError(
+            f"no retrieval server answered after {self.retries + 1} attempt(s): " + " | ".join(failures)
+        )
+
+    def retrieve(self, queries: Sequence[str], topk: int = 3, return_scores: bool = True) -> list[list[Any]]:
+        """The server's ``result``: per query, ``{"document", "score"}`` items or bare documents."""
+        check_search_args(queries, topk)
+        answer = self._post({"queries": list(queries), "topk": topk, "return_scores": return_scores})
+        result = answer.get("result") if isinstance(answer, dict) else None
+        if not isinstance(result, list) or len(result) != len(queries):
+            raise RetrievalError(
+                f"expected {{'result': [...]}} with one list per query ({len(queries)}), got {str(answer)[:200]}"
+            )
+        return result
+
+    def search(self, queries: Sequence[str], topk: int = 3) -> list[list[Hit]]:
+        if not queries:
+            return []
+        return [
+            [document_hit(item["document"], item.get("score")) for item in hits]
+            for hits in self.retrieve(queries, topk, return_scores=True)
+        ]
+
+    def health(self) -> dict[str, Any]:
+        """``GET /health`` of the next server (agentgym servers; Search-R1's own server has none)."""
+        url = endpoint(self.urls[next(self._turn) % len(self.urls)], "/health")
+        try:
+            response = self._http.get(url)
+            response.raise_for_status()
+            return response.json()
+        except (httpx.HTTPError, ValueError) as error:
+            raise RetrievalError(f"{url}: {type(error).__name__}: {error}") from None
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> RetrievalClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def wait_until_ready(
+    url: str, timeout: float = 60.0, process: subprocess.Popen | None = None
+) -> dict[str, Any]:
+    """Polls ``GET /health`` of the server at ``url`` until it answers 200; returns that answer.
+
+    Fails after ``timeout`` seconds, or as soon as ``process`` (the server's, when this caller
+    started it) has exited, so a server that cannot start is reported at once.
+    """
+    health = endpoint(url, "/health")
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    with httpx.Client(timeout=2.0) as http:
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise RetrievalError(
+                    f"the server process exited with code {process.returncode} before {health} answered"
+                )
+            try:
+                response = http.get(health)
+                if response.status_code == 200:
+                    return response.json()
+                last = f"HTTP {response.status_code}"
+            except httpx.TransportError as error:
+                last = f"{type(error).__name__}"
+            time.sleep(0.05)
+    raise RetrievalError(f"{health} did not become ready within {timeout:g} s (last: {last})")
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300]
+    if isinstance(body, dict) and "error" in body:
+        return str(body["error"])
+    return str(body)[:300]

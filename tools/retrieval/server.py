@@ -1,0 +1,110 @@
+"""A retrieval server speaking Search-R1's protocol (FastAPI + uvicorn).
+
+Start one with ``agentgym serve retriever --index DIR --port 8000`` or::
+
+    serve(load_index("indexes/kb"), host="127.0.0.1", port=8000)
+
+``POST /retrieve`` takes ``{"queries": [str, ...], "topk": int, "return_scores": bool}`` (``topk``
+defaults to the server's ``default_topk``, ``return_scores`` to false) and answers
+``{"result": [...]}`` with one list per query, best first:
+
+- with ``return_scores``: ``[{"document": {"id": ..., "contents": ...}, "score": float}, ...]``
+- without: ``[{"id": ..., "contents": ...}, ...]``
+
+exactly the shape Search-R1's ``retrieval_server.py`` returns and its generation loop reads
+(``item["document"]["contents"]``). A malformed request is answered with a 4xx and
+``{"error": "<what is wrong>"}`` (400 for a body that is not JSON, 422 for a body of the wrong
+shape); a retriever failure with a 500. Neither stops the server. ``GET /health`` answers
+``{"status": "ok", "kind": ..., "num_docs": N}`` once the index is loaded, for readiness checks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+from agentgym.tools.retrieval.base import Retriever
+
+EXPECTED = '{"queries": ["...", ...], "topk": <int >= 1>, "return_scores": <bool>}'
+
+
+class RetrieveRequest(BaseModel):
+    """The body of ``POST /retrieve``; keys other than these three are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    queries: list[StrictStr]
+    topk: StrictInt | None = Field(default=None, ge=1)
+    return_scores: StrictBool = False
+
+
+def _describe(errors: list[dict[str, Any]]) -> str:
+    parts = []
+    for error in errors:
+        location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        parts.append(f"{location or 'body'}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def create_app(
+    retriever: Retriever, *, default_topk: int = 3, max_topk: int = 1000, max_queries: int = 10_000
+) -> FastAPI:
+    """The FastAPI application serving ``retriever``; limits bound one request's work."""
+    app = FastAPI(title="agentgym retriever", description="Search-R1-compatible retrieval server")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        errors = list(error.errors())
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return JSONResponse(
+                {"error": f"the body is not valid JSON ({_describe(errors)}); expected {EXPECTED}"},
+                status_code=400,
+            )
+        return JSONResponse(
+            {"error": f"malformed request: {_describe(errors)}; expected {EXPECTED}"}, status_code=422
+        )
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, error: Exception) -> JSONResponse:
+        return JSONResponse({"error": f"retrieval failed: {type(error).__name__}: {error}"}, status_code=500)
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "kind": retriever.kind, "num_docs": len(retriever)}
+
+    @app.post("/retrieve", response_model=None)
+    def retrieve(request: RetrieveRequest) -> dict[str, Any] | JSONResponse:
+        topk = default_topk if request.topk is None else request.topk
+        if topk > max_topk:
+            return JSONResponse({"error": f"topk={topk} exceeds this server's limit of {max_topk}"}, 422)
+        if len(request.queries) > max_queries:
+            return JSONResponse(
+                {
+                    "error": f"{len(request.queries)} queries exceed this server's limit of {max_queries} per request"
+                },
+                422,
+            )
+        hits = retriever.search(request.queries, topk)
+        if request.return_scores:
+            result = [
+                [{"document": {"id": h.id, "contents": h.contents}, "score": h.score} for h in query_hits]
+                for query_hits in hits
+            ]
+        else:
+            result = [[{"id": h.id, "contents": h.contents} for h in query_hits] for query_hits in hits]
+        return {"result": result}
+
+    return app
+
+
+def serve(
+    retriever: Retriever, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info", **limits: Any
+) -> None:
+    """Serves ``retriever`` until interrupted (``limits``: see :func:`create_app`)."""
+    import uvicorn
+
+    uvicorn.run(create_app(retriever, **limits), host=host, port=port, log_level=log_level)
