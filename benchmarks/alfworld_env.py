@@ -1,0 +1,128 @@
+"""ALFWorld throughput: steps/s through the rollout engine with 1 and 2 worker processes, and reset times.
+
+    python benchmarks/alfworld_env.py
+    python benchmarks/alfworld_env.py --tasks 16 --group 4 --slots 8 --repeats 5
+
+Rollouts use the random policy (uniform over the admissible commands) on ``--tasks`` games of
+``--split``, each ``--group`` times, in ``--slots`` environments spread over the worker processes.
+Episodes mostly run to the 50-step limit, so stepping dominates. One untimed run first loads the
+games in every worker (translations are cached per process), so the timed runs measure steady-state
+stepping through ``ProcessEnvPool``: engine ticks, pickling, the engine's steps. Each number is the
+median of ``--repeats`` runs. "Worker CPU cores busy" is the CPU time the workers got per second of
+wall time: 2 worker processes can only scale 2x when they get 2 cores, so on a machine shared with
+other work it shows how many they got (the load average is printed for the same reason); steps per
+worker CPU-second is the throughput per core they did get, which a serial bottleneck in the pool
+would lower for 2 workers.
+
+Reset and step times are measured in this process: a reset to a game not seen before (grammar,
+translation, first state) and a reset of the loaded game; a step is one admissible command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+
+import numpy as np
+
+from agentgym.environments.alfworld import ALFWorldEnv
+from agentgym.policies import RandomPolicy
+from agentgym.rollout.engine import GroupRequest, RolloutEngine
+
+
+def _cpu_seconds(env: object) -> float:
+    """CPU time of the worker process hosting ``env`` (run there through the pool)."""
+    return time.process_time()
+
+
+def steps_per_second(args: argparse.Namespace, env_kwargs: dict, processes: int) -> tuple[list[float], float]:
+    """Steps/s of each timed run, and the worker CPU cores kept busy over all timed runs."""
+    requests = [GroupRequest(task_id=i, split=args.split, seed=i) for i in range(args.tasks)]
+    rates = []
+    with RolloutEngine(
+        "alfworld", env_kwargs, num_slots=args.slots, parallelism="process", num_processes=processes
+    ) as engine:
+        engine.run(RandomPolicy(), requests, group_size=args.group)  # warm-up: load the games
+
+        def worker_cpu() -> float:  # slot p lives in process p (round-robin placement)
+            return sum(engine.pool.result(p, engine.pool.submit(p, _cpu_seconds)) for p in range(processes))
+
+        cpu_before, wall = worker_cpu(), 0.0
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            groups = engine.run(RandomPolicy(), requests, group_size=args.group)
+            elapsed = time.perf_counter() - start
+            steps = sum(len(t.steps) for group in groups for t in group.trajectories)
+            rates.append(steps / elapsed)
+            wall += elapsed
+        busy = (worker_cpu() - cpu_before) / wall
+    return rates, busy
+
+
+def reset_and_step_times(args: argparse.Namespace, env_kwargs: dict) -> dict[str, list[float]]:
+    env = ALFWorldEnv(**env_kwargs)
+    rng = np.random.default_rng(0)
+    times: dict[str, list[float]] = {"new game": [], "loaded game": [], "step": []}
+    for task_id in range(args.tasks, 2 * args.tasks):  # games the workers did not load (another process)
+        start = time.perf_counter()
+        _, info = env.reset(options={"task_id": task_id, "split": args.split})
+        times["new game"].append(time.perf_counter() - start)
+        for _ in range(10):
+            actions = info["available_actions"]
+            action = actions[int(rng.integers(len(actions)))]
+            start = time.perf_counter()
+            _, _, terminated, _, info = env.step(action)
+            times["step"].append(time.perf_counter() - start)
+            if terminated:
+                break
+        start = time.perf_counter()
+        env.reset(options={"task_id": task_id, "split": args.split})
+        times["loaded game"].append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--split", default="valid_seen")
+    parser.add_argument("--tasks", type=int, default=8, help="games rolled out")
+    parser.add_argument("--group", type=int, default=4, help="rollouts per game")
+    parser.add_argument("--slots", type=int, default=8, help="environments in the pool")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per configuration")
+    parser.add_argument("--cache-dir", default=None, help="generated games (default: a temporary folder)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as temporary:
+        env_kwargs = {"split": args.split, "cache_dir": args.cache_dir or temporary}
+        print(
+            f"alfworld {args.split}: random policy, {args.tasks} games x {args.group} rollouts, "
+            f"{args.slots} slots, median of {args.repeats} runs; {os.cpu_count()} CPUs, "
+            f"load average {os.getloadavg()[0]:.1f} at start"
+        )
+        rates, busy = {}, {}
+        for processes in (1, 2):
+            rates[processes], busy[processes] = steps_per_second(args, env_kwargs, processes)
+            runs = ", ".join(f"{r:.1f}" for r in rates[processes])
+            rate = statistics.median(rates[processes])
+            print(
+                f"  {processes} worker process{'es' if processes > 1 else '  '}: {rate:7.1f} steps/s   "
+                f"(runs: {runs}; worker CPU cores busy: {busy[processes]:.2f}, "
+                f"{rate / busy[processes]:.1f} steps per worker CPU-second)"
+            )
+        ratio = statistics.median(rates[2]) / statistics.median(rates[1])
+        print(f"  scaling, 2 vs 1 processes: {ratio:.2f}x")
+        times = reset_and_step_times(args, env_kwargs)
+        for name in ("new game", "loaded game"):
+            print(
+                f"  reset, {name:<11}: median {statistics.median(times[name]) * 1000:7.1f} ms over {len(times[name])}"
+            )
+        print(
+            f"  step (in process)  : median {statistics.median(times['step']) * 1000:7.1f} ms over {len(times['step'])}"
+        )
+        print(f"  load average at end: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
