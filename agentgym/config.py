@@ -58,24 +58,32 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise AgentGymError(f"config file {str(path)!r} does not exist") from None
+    except yaml.YAMLError as error:
+        raise AgentGymError(f"config file {str(path)!r} is not valid YAML: {error}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise AgentGymError(f"config file {str(path)!r} must hold a mapping, got {type(loaded).__name__}")
+    return loaded or {}
+
+
 def load_config(
     model: type[ConfigT],
-    path: str | Path | None = None,
+    path: str | Path | list[str | Path | None] | None = None,
     values: dict[str, Any] | None = None,
     overrides: list[str] | None = None,
 ) -> ConfigT:
-    """File < ``values`` (CLI flags that were given) < ``overrides`` (``key.sub=value``)."""
+    """Files (later ones win) < ``values`` (CLI flags that were given) < ``overrides`` (``key.sub=value``).
+
+    ``values`` entries that are None were not given; nested dicts merge key by key.
+    """
     data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text())
-        except FileNotFoundError:
-            raise AgentGymError(f"config file {str(path)!r} does not exist") from None
-        except yaml.YAMLError as error:
-            raise AgentGymError(f"config file {str(path)!r} is not valid YAML: {error}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise AgentGymError(f"config file {str(path)!r} must hold a mapping, got {type(loaded).__name__}")
-        data = loaded or {}
+    for file in path if isinstance(path, list) else [path]:
+        if file is not None:
+            data = _merge(data, read_yaml(file))
     data = _merge(data, {key: value for key, value in (values or {}).items() if value is not None})
     for override in overrides or []:
         apply_override(data, override)

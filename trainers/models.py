@@ -53,6 +53,9 @@ class TinyModelConfig(BaseModel):
     corpus_episodes: int = Field(
         default=200, ge=1, description="expert episodes whose text trains the tokenizer"
     )
+    lowercase: bool = Field(
+        default=True, description="the tokenizer lowercases text (the model reads and writes lowercase)"
+    )
     seed: int = 0
 
 
@@ -66,13 +69,25 @@ def cache_dir() -> Path:
     return Path(os.environ.get("AGENTGYM_CACHE_DIR", Path.home() / ".cache" / "agentgym")) / "models"
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Any:
+#: pre-tokens: a word (letters and digits together, so ids such as "b0j4zc9qp8" stay whole) or a run of
+#: punctuation, each with at most one leading space; BPE merges never cross them.
+PRE_TOKEN_PATTERN = r" ?[\p{L}\p{N}]+| ?[^\s\p{L}\p{N}]+|\s+"
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int, lowercase: bool = True) -> Any:
     """A byte-level BPE tokenizer (ChatML specials and template) trained on ``texts``."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if lowercase:
+        backend.normalizer = normalizers.Lowercase()
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRE_TOKEN_PATTERN), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     backend.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -140,7 +155,7 @@ def build_tiny(
     if (directory / "config.json").exists():
         return directory
     texts = env_corpus(env_id, env_kwargs, config.corpus_episodes, config.seed)
-    tokenizer = train_tokenizer(texts, config.vocab_size)
+    tokenizer = train_tokenizer(texts, config.vocab_size, config.lowercase)
     model_config = Qwen2Config(
         vocab_size=len(tokenizer),
         hidden_size=config.hidden_size,
@@ -156,8 +171,28 @@ def build_tiny(
     )
     torch.manual_seed(config.seed)
     model = AutoModelForCausalLM.from_config(model_config)
+    share_spaced_embeddings(model, tokenizer)
     _save_atomically(model, tokenizer, directory)
     return directory
+
+
+def share_spaced_embeddings(model: Any, tokenizer: Any) -> int:
+    """Starts each word token and its space-prefixed twin (``"white"``, ``" white"``) from one embedding.
+
+    Observations write a word after a space ("[SEP] white") and actions after a bracket
+    ("click[white]"), so copying a word from the observation into an action means emitting the other
+    twin; a shared start makes that copy generic instead of learned word by word. Returns the number
+    of pairs.
+    """
+    vocab = tokenizer.get_vocab()
+    embedding = model.get_input_embeddings().weight
+    pairs = 0
+    with torch.no_grad():
+        for token, index in vocab.items():
+            if token.startswith("Ġ") and token[1:] in vocab:
+                embedding[vocab[token[1:]]] = embedding[index]
+                pairs += 1
+    return pairs
 
 
 def _save_atomically(model: Any, tokenizer: Any, directory: Path) -> None:
@@ -212,17 +247,17 @@ def load_model(
     spec: str, env_id: str | None = None, env_kwargs: dict[str, Any] | None = None, device: str | None = None
 ) -> tuple[Any, Any]:
     """Loads (model, tokenizer) for a spec; bf16 on GPU, fp32 on CPU."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
     from transformers.utils import logging as transformers_logging
 
-    from agentgym.policies.hf import default_device
+    from agentgym.policies.hf import default_device, load_tokenizer
 
     transformers_logging.disable_progress_bar()  # our own progress bars tell the story
     location = resolve_model_dir(spec, env_id, env_kwargs)
     device_obj = torch.device(device) if device else default_device()
     dtype = torch.bfloat16 if device_obj.type == "cuda" else torch.float32
     try:
-        tokenizer = AutoTokenizer.from_pretrained(location)
+        tokenizer = load_tokenizer(location)
         model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype).to(device_obj)
     except OSError as error:
         raise AgentGymError(f"cannot load model {spec!r}: {str(error).splitlines()[0]}") from error

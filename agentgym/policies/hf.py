@@ -9,7 +9,9 @@ Example::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,6 +21,24 @@ from agentgym.policies.base import Completion, Message, SamplingParams
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_tokenizer(name_or_path: str | Path) -> Any:
+    """The tokenizer saved at ``name_or_path``, with its own normalizer and pre-tokenizer.
+
+    transformers' ``AutoTokenizer`` rebuilds a tokenizer from the model type's code (for a Qwen2
+    model, Qwen2's split pattern and NFC) and drops a custom pipeline saved in ``tokenizer.json``;
+    tokenizers saved as a plain tokenizers backend are therefore loaded as they are.
+    """
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    config = Path(name_or_path) / "tokenizer_config.json"
+    if config.exists() and json.loads(config.read_text()).get("tokenizer_class") in (
+        "TokenizersBackend",
+        "PreTrainedTokenizerFast",
+    ):
+        return PreTrainedTokenizerFast.from_pretrained(name_or_path)
+    return AutoTokenizer.from_pretrained(name_or_path)
 
 
 def render_chat(tokenizer: Any, messages: list[Message]) -> str:
@@ -45,12 +65,12 @@ class HFPolicy:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, device: str | None = None, **model_kwargs: Any) -> HFPolicy:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
         device_obj = torch.device(device) if device else default_device()
         if device_obj.type == "cuda":
             model_kwargs.setdefault("dtype", torch.bfloat16)
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        tokenizer = load_tokenizer(name_or_path)
         model = AutoModelForCausalLM.from_pretrained(name_or_path, **model_kwargs).to(device_obj)
         return cls(model, tokenizer)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import os
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -188,7 +189,9 @@ class RolloutEngine:
             if on_trajectory is not None:
                 on_trajectory(episode.trajectory)
 
-        while queue or active:
+        for tick in itertools.count():
+            if not (queue or active):
+                break
             starting = []
             while free_slots and queue:
                 episode = queue.popleft()
@@ -211,9 +214,13 @@ class RolloutEngine:
                 self._start(episode, observation, info)
                 active.append(episode)
             if active:
-                active = [
-                    episode for episode in self._tick(policy, active, sampling, finish) if episode is not None
-                ]
+                # A fresh seed per turn: one seed for every turn would draw the same random numbers each turn.
+                turn_sampling = (
+                    sampling
+                    if sampling.seed is None
+                    else sampling.model_copy(update={"seed": sampling.seed + tick})
+                )
+                active = [e for e in self._tick(policy, active, turn_sampling, finish) if e is not None]
 
         by_group: dict[str, list[Trajectory]] = {}
         for trajectory in finished:
@@ -276,12 +283,11 @@ class RolloutEngine:
         parsed: list[ParsedAction | None] = [None] * len(active)
         futures = []
         if isinstance(policy, ScriptedPolicy):
+            if self.record_prompts:  # what a model would have been shown: SFT data, tokenizer corpora
+                prompts = [episode.agent.prompt() for episode in active]
             for episode in active:
-                seed = int(
-                    np.random.SeedSequence([episode.request.seed, episode.member, episode.t]).generate_state(
-                        1
-                    )[0]
-                )
+                entropy = [episode.request.seed, episode.member, episode.t]
+                seed = int(np.random.SeedSequence(entropy).generate_state(1)[0])
                 futures.append(self.pool.submit(episode.slot, _scripted_step, policy, episode.info, seed))
         else:
             prompts = [episode.agent.prompt() for episode in active]

@@ -3,21 +3,22 @@
 It reads its goal and what the pages show, never the reward:
 
 1. on the search page, it searches the instruction without its price clause;
-2. on the results of that search, it pages to the goal's product and clicks it; when the product
-   is not among the hits, it searches the product's name instead, and when that fails too it
-   takes the listed product with most of the goal's attributes in its title within the price
-   limit; results of anyone else's search send it back to the search page;
-3. on the item page, it selects, for each goal option, the value that matches it best (one per
-   group), then buys; a sub-page or the wrong product takes it back (``< prev`` to its own
-   results, else ``back to search``).
+2. on the first results page of that search, it opens the first listed product within the price
+   limit that shows the most of the goal's attributes in its title (:func:`visible_choice`), as a
+   careful shopper would: it never uses the goal's product id; when the search finds nothing, it
+   searches the product's name instead; results of anyone else's search send it back to the
+   search page;
+3. on that product's page, it selects, for each goal option, the value that matches it best (one
+   per group), then buys; a sub-page or another product takes it back to the results (``< prev``).
 
-Episodes take 3 + (number of goal options) steps when the product is on the first results page.
+Acting only on what the pages show makes its demonstrations learnable: a policy can imitate each
+choice from the observation alone. Episodes take 3 + (number of goal options) steps.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from agentgym.environments.webshop.catalogue import Catalogue
 from agentgym.environments.webshop.data import Goal, Product
@@ -63,9 +64,12 @@ def option_clicks(goal: Goal, product: Product) -> list[tuple[str, str]]:
     return list(picks.items())
 
 
-def _visible_score(goal: Goal, product: Product) -> tuple[int, bool]:
-    title = product.title.lower()
-    return sum(attribute in title for attribute in goal.attributes), product.price <= goal.price_upper
+def visible_choice(goal: Goal, shown: Sequence[Product]) -> Product:
+    """The product a careful shopper opens from a results page: the first listed one within the
+    price limit with the most of the goal's attributes in its title (within the limit first)."""
+    return max(
+        shown, key=lambda p: (p.price <= goal.price_upper, sum(a in p.title.lower() for a in goal.attributes))
+    )
 
 
 def expert_action(
@@ -75,31 +79,19 @@ def expert_action(
     own_query, fallback_query = instruction_query(goal), name_query(goal)
     if state.kind in ("search", "done"):
         return f"search[{own_query}]"
+    if state.query not in (own_query, fallback_query):
+        return "click[back to search]"  # someone else's search: start over
     hits = catalogue.search(state.query)
-    positions = {product.asin: index for index, product in enumerate(hits)}
-    target_listed = goal.asin in positions
-    ours = state.query in (own_query, fallback_query)
+    shown = hits[(state.page - 1) * RESULTS_PER_PAGE : state.page * RESULTS_PER_PAGE]
+    if not shown:
+        if state.page > 1:
+            return "click[< prev]"
+        return f"search[{fallback_query}]" if state.query == own_query else "click[back to search]"
+    choice = visible_choice(goal, shown)
     if state.kind == "results":
-        if target_listed:
-            target_page = positions[goal.asin] // RESULTS_PER_PAGE + 1
-            if target_page == state.page:
-                return f"click[{goal.asin.lower()}]"
-            if ours:
-                return "click[next >]" if target_page > state.page else "click[< prev]"
-        if not ours:
-            return "click[back to search]"
-        if state.query == own_query:
-            return f"search[{fallback_query}]"
-        shown = hits[(state.page - 1) * RESULTS_PER_PAGE : state.page * RESULTS_PER_PAGE]
-        if not shown:
-            return "click[< prev]" if state.page > 1 else "click[back to search]"
-        best = max(shown, key=lambda product: _visible_score(goal, product))
-        return f"click[{best.asin.lower()}]"
-    if state.subpage is not None:
+        return f"click[{choice.asin.lower()}]"
+    if state.subpage is not None or state.asin != choice.asin:
         return "click[< prev]"
-    settled = state.asin == goal.asin or (state.query == fallback_query and not target_listed)
-    if not settled:
-        return "click[< prev]" if target_listed and ours else "click[back to search]"
     selected = {value for _, value in state.options}
     for _, value in option_clicks(goal, catalogue.by_asin[state.asin]):
         target = clickables.get(value)

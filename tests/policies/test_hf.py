@@ -61,3 +61,10 @@ def test_stop_strings_cut_text_and_tokens(policy):
     assert cut.text.endswith(stop) and len(cut.text) <= free.text.index(stop) + len(stop)
     assert cut.token_ids == free.token_ids[: len(cut.token_ids)] and len(cut.logprobs) == len(cut.token_ids)
     assert cut.finish_reason == "stop"
+
+
+def test_the_saved_tokenizer_pipeline_survives_loading(tiny_model_dir):
+    _, tokenizer = load_model(str(tiny_model_dir), device="cpu")
+    # the tiny tokenizer lowercases and keeps letter-digit words whole; a rebuilt Qwen2 one would not
+    assert tokenizer.backend_tokenizer.normalizer is not None
+    assert tokenizer.decode(tokenizer("Go KITCHEN", add_special_tokens=False)["input_ids"]) == "go kitchen"

@@ -1,0 +1,54 @@
+"""``agentgym train``: SFT warm start and RL (GiGPO, HGPO, SALT, GRPO, RLOO, IGPO) on an environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from agentgym.cli.app import app, console
+from agentgym.config import dump_config, load_config
+from agentgym.registry import spec
+
+
+@app.command("train")
+def train_command(
+    env: str = typer.Option(None, "--env", help="environment id [default: webshop]"),
+    algo: str = typer.Option(
+        None, "--algo", help="grpo, rloo, gigpo, hgpo, salt, igpo [default: the recipe's]"
+    ),
+    model: str = typer.Option(None, "--model", help="tiny, smollm2-135m, a model directory or a hub id"),
+    config: Path = typer.Option(None, "--config", help="YAML file with TrainConfig fields"),
+    out: Path = typer.Option(None, help="run directory [default: runs/train-<env>-<algo>-<model>-s<seed>]"),
+    seed: int = typer.Option(None, help="random seed"),
+    iterations: int = typer.Option(None, help="RL iterations"),
+    resume: bool = typer.Option(None, "--resume", help="continue from the run directory's latest checkpoint"),
+    overwrite: bool = typer.Option(None, "--overwrite", help="replace an existing run directory"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="validate and print the configuration, then stop"),
+    overrides: list[str] = typer.Argument(
+        None, help="dotted overrides, e.g. optim.lr=1e-6 rollout.group_size=4"
+    ),
+) -> None:
+    """Train a policy on an environment; writes summary.json, metrics.jsonl and checkpoints."""
+    from agentgym.trainers.config import TrainConfig
+    from agentgym.trainers.recipes import recipe_path
+
+    env_id = env or "webshop"
+    spec(env_id)
+    values = {
+        "env": env_id,
+        "algo": algo,
+        "out": out,
+        "seed": seed,
+        "iterations": iterations,
+        "resume": resume,
+        "overwrite": overwrite,
+        "model": {"spec": model} if model else None,
+    }
+    settings = load_config(TrainConfig, [recipe_path(env_id), config], values, overrides)
+    if dry_run:
+        console.print(dump_config(settings), highlight=False)
+        return
+    from agentgym.trainers.rl import Trainer
+
+    Trainer(settings, console=console).fit()

@@ -1,0 +1,100 @@
+"""The training loop end to end on the key-door toy environment with a small tiny model."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agentgym.trainers.config import TrainConfig
+from agentgym.trainers.rl import Trainer, iteration_tasks
+
+TOY_CLI = Path(__file__).resolve().parents[1] / "toy_cli.py"
+
+
+def small_run(tiny_model_dir, out, **changes) -> TrainConfig:
+    settings = {
+        "env": "test-keydoor",
+        "algo": "gigpo",
+        "iterations": 2,
+        "out": str(out),
+        "checkpoint_every": 1,
+        "model": {"spec": str(tiny_model_dir), "threads": 1},
+        "rollout": {"tasks_per_iteration": 2, "group_size": 2, "max_tokens": 8, "max_steps": 4, "workers": 4},
+        "sft": {"enabled": True, "episodes": 4, "epochs": 1, "lr": 1e-3, "batch_rows": 4},
+        "eval": {"episodes": 3},
+        "optim": {"lr": 1e-4},
+        "ppo": {"loss": {"kl_coef": 0.01}},
+        **changes,
+    }
+    return TrainConfig.model_validate(settings)
+
+
+def test_iteration_tasks_walk_seeded_epochs_of_the_split():
+    ids = list(range(10))
+    first_epoch = [iteration_tasks(ids, it, 5, seed=3) for it in range(2)]
+    assert sorted(t for it in first_epoch for t, _ in it) == ids  # each task once per epoch
+    assert iteration_tasks(ids, 1, 5, seed=3) == first_epoch[1]  # a pure function of (seed, iteration)
+    assert iteration_tasks(ids, 0, 5, seed=4) != first_epoch[0]
+    assert len({seed for it in first_epoch for _, seed in it}) == 10
+
+
+def test_a_run_writes_everything_it_promises(tiny_model_dir, tmp_path):
+    summary = Trainer(small_run(tiny_model_dir, tmp_path / "run")).fit()
+    run = tmp_path / "run"
+    assert json.loads((run / "summary.json").read_text()) == summary
+    for key in ("success_before_rl", "success_after_rl", "wall_seconds", "sft/rows"):
+        assert key in summary
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["iteration"] for m in metrics] == [0, 1]
+    for key in ("rollout/success", "train/loss", "train/kl", "timing/rollout", "timing/update"):
+        assert key in metrics[0]
+    assert (run / "config.yaml").exists() and (run / "eval" / "after_rl.jsonl").exists()
+    assert (run / "model" / "config.json").exists() and (run / "reference" / "config.json").exists()
+    assert (run / "checkpoints" / "latest").read_text() == "final"
+    assert list((run / "tensorboard").iterdir())
+    with pytest.raises(Exception, match="--resume"):
+        Trainer(small_run(tiny_model_dir, run)).fit()
+
+
+def _comparable(path: Path) -> list[dict]:
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    return [{k: v for k, v in r.items() if not k.startswith("timing/")} for r in records]
+
+
+@pytest.mark.slow
+def test_resume_after_kill_repeats_the_uninterrupted_run(tiny_model_dir, tmp_path):
+    def command(out: Path, *extra: str) -> list[str]:
+        return [
+            sys.executable, str(TOY_CLI), "train", "--env", "test-keydoor", "--algo", "grpo", "--out", str(out),
+            "--iterations", "4", "checkpoint_every=1", f"model.spec={tiny_model_dir}", "model.threads=1",
+            "rollout.tasks_per_iteration=2", "rollout.group_size=2", "rollout.max_tokens=8", "rollout.max_steps=4",
+            "rollout.workers=4", "eval.episodes=2", "optim.lr=1e-4", "ppo.loss.kl_coef=0", *extra,
+        ]  # fmt: skip
+
+    environment = {**os.environ, "PYTHONHASHSEED": "0"}
+    reference = tmp_path / "reference"
+    subprocess.run(command(reference), check=True, env=environment, capture_output=True)
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        command(killed), env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 300
+    while not (killed / "checkpoints" / "iteration_2" / "state.json").exists():
+        assert process.poll() is None and time.monotonic() < deadline, (
+            "the run ended before its second checkpoint"
+        )
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed / "summary.json").exists()
+
+    subprocess.run(command(killed, "--resume"), check=True, env=environment, capture_output=True)
+    assert _comparable(killed / "metrics.jsonl") == _comparable(reference / "metrics.jsonl")
+    before, after = (json.loads((run / "summary.json").read_text()) for run in (reference, killed))
+    assert before["success_after_rl"] == after["success_after_rl"]

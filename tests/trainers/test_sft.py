@@ -1,0 +1,48 @@
+import torch
+
+from agentgym.policies import ExpertPolicy
+from agentgym.policies.hf import render_chat
+from agentgym.rollout import GroupRequest, RolloutEngine
+from agentgym.trainers.data import response_log_probs
+from agentgym.trainers.models import load_model
+from agentgym.trainers.sft import demonstration_rows, train_sft
+
+
+def test_demonstrations_become_prompt_and_response_rows(tiny_model_dir):
+    _, tokenizer = load_model(str(tiny_model_dir), device="cpu")
+    with RolloutEngine("test-keydoor", num_slots=2, record_prompts=True) as engine:
+        groups = engine.run(ExpertPolicy(), [GroupRequest(task_id=0, split="train")])
+    rows = demonstration_rows(groups, tokenizer)
+    steps = groups[0].trajectories[0].steps
+    assert len(rows) == len(steps)
+    first = steps[0]
+    assert tokenizer.decode(rows.prompt_ids[0]) == render_chat(tokenizer, first.prompt).lower()
+    assert rows.response_ids[0][-1] == tokenizer.eos_token_id
+    assert (
+        tokenizer.decode(rows.response_ids[0][:-1])
+        == first.completion.lower()
+        == f"<action>{first.action}</action>"
+    )
+
+
+def test_sft_makes_the_demonstrations_likely(tiny_model_dir):
+    torch.manual_seed(0)
+    model, tokenizer = load_model(str(tiny_model_dir), device="cpu")
+    with RolloutEngine("test-keydoor", num_slots=4, record_prompts=True) as engine:
+        groups = engine.run(
+            ExpertPolicy(), [GroupRequest(task_id=i, split="train", seed=i) for i in range(4)]
+        )
+    rows = demonstration_rows(groups, tokenizer)
+
+    def nll() -> float:
+        batch, _ = rows.micro_batch(list(range(len(rows))), tokenizer.pad_token_id)
+        with torch.no_grad():
+            log_probs, _ = response_log_probs(model, batch)
+        return float(-(log_probs * batch.response_mask).sum() / batch.response_mask.sum())
+
+    before = nll()
+    losses = train_sft(
+        model, rows, epochs=40, lr=1e-2, batch_rows=8, micro_batch_tokens=4096, pad_id=tokenizer.pad_token_id
+    )
+    assert nll() < 0.5 * before
+    assert losses[-1] < losses[0]

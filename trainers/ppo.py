@@ -1,0 +1,81 @@
+"""The policy update: PPO epochs over an iteration's turns, mini-batches of optimizer steps, and
+micro-batches under a token budget whose gradients add up to the mini-batch's loss.
+
+Each micro-batch's loss (aggregated inside it by ``loss_agg_mode``) is weighted by its share of the
+mini-batch (tokens for ``token-mean``, rows otherwise), so the sum of micro-batch gradients is the
+gradient of the mini-batch loss however the rows were split.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+
+import numpy as np
+import torch
+
+from agentgym.trainers.config import PPOSettings
+from agentgym.trainers.data import TurnRows, micro_batches, response_log_probs
+from agentgym.trainers.losses import policy_loss
+
+
+def ppo_update(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    rows: TurnRows,
+    advantages: np.ndarray,
+    settings: PPOSettings,
+    *,
+    temperature: float,
+    pad_id: int,
+    grad_clip: float,
+    rng: np.random.Generator,
+    reference: Callable[[], AbstractContextManager[torch.nn.Module]] | None = None,
+) -> dict[str, float]:
+    """Updates ``model`` in place; returns mean metrics over micro-batches.
+
+    ``reference()`` enters a context yielding the frozen reference model (needed when the KL
+    coefficient is positive). Old log-probs come from the rollout when ``rows`` has them (same weights,
+    same temperature), else from this model before its first step.
+    """
+    config = settings.loss
+    device = next(model.parameters()).device
+    lengths = rows.lengths()
+    totals: dict[str, list[float]] = defaultdict(list)
+    model.train()
+    for _ in range(settings.epochs):
+        order = rng.permutation(len(rows))
+        for mini_batch in np.array_split(order, settings.mini_batches):
+            if len(mini_batch) == 0:
+                continue
+            tokens = sum(len(rows.response_ids[i]) for i in mini_batch)
+            optimizer.zero_grad(set_to_none=True)
+            for micro in micro_batches([lengths[i] for i in mini_batch], settings.micro_batch_tokens):
+                indices = [int(mini_batch[i]) for i in micro]
+                batch, old = rows.micro_batch(indices, pad_id)
+                batch = batch.to(device)
+                log_probs, entropy = response_log_probs(
+                    model, batch, temperature, with_entropy=config.entropy_coef > 0
+                )
+                old = log_probs.detach() if old is None else old.to(device)
+                ref = None
+                if config.kl_coef > 0:
+                    with torch.no_grad(), reference() if reference else nullcontext(model) as ref_model:
+                        ref, _ = response_log_probs(ref_model, batch, temperature)
+                A = torch.as_tensor(advantages[indices], dtype=torch.float32, device=device)
+                loss, metrics = policy_loss(
+                    log_probs, old, A, batch.response_mask, config, ref_log_probs=ref, entropy=entropy
+                )
+                if config.loss_agg_mode == "token-mean":
+                    weight = float(batch.response_mask.sum()) / max(tokens, 1)
+                else:
+                    weight = len(indices) / len(mini_batch)
+                (loss * weight).backward()
+                for name, value in metrics.items():
+                    totals[name].append(float(value))
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            totals["grad_norm"].append(float(grad_norm))
+            optimizer.step()
+    model.eval()
+    return {name: float(np.mean(values)) for name, values in totals.items()}

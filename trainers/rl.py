@@ -1,0 +1,461 @@
+"""The training loop: (SFT warm start) -> evaluate -> [rollout -> rewards -> advantages -> PPO update
+-> evaluate -> checkpoint] x iterations -> evaluate.
+
+Example::
+
+    from agentgym.trainers import Trainer, TrainConfig
+    summary = Trainer(TrainConfig(env="webshop", algo="gigpo", iterations=10)).fit()
+    summary["success_before_rl"], summary["success_after_rl"]
+
+The loop reads top to bottom; algorithm specifics arrive as what the estimator declares in its
+``requires`` (e.g. IGPO's information gain), never as checks of its name. Generation and training
+share one in-memory model, so the "weight sync" to the generator is free for the transformers
+backend. Every iteration draws its tasks and sampling seed from (seed, iteration) alone, so a run
+resumed from a checkpoint repeats exactly what the killed run would have done.
+
+The run directory holds ``config.yaml``, ``metrics.jsonl`` (one line per iteration), TensorBoard
+events, ``eval/<stage>.jsonl`` traces, ``checkpoints/``, the final ``model/`` and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from agentgym.config import dump_config
+from agentgym.core import AgentGymError
+from agentgym.evaluation import summarize
+from agentgym.policies import ExpertPolicy, SamplingParams
+from agentgym.policies.hf import HFPolicy
+from agentgym.rollout import GroupRequest, RolloutEngine
+from agentgym.trainers.checkpoint import latest_checkpoint, read_state, save_checkpoint, set_rng_state
+from agentgym.trainers.config import TrainConfig
+from agentgym.trainers.data import TurnRows
+from agentgym.trainers.estimators import compute_advantages, get_estimator
+from agentgym.trainers.losses import dynamic_sampling_mask
+from agentgym.trainers.models import load_model
+from agentgym.trainers.ppo import ppo_update
+from agentgym.trainers.probing import answer_beliefs, flatten, information_gain, outcomes
+from agentgym.trainers.sft import demonstration_rows, train_sft
+from agentgym.trajectory import StepBatch, Trajectory, TrajectoryGroup, write_jsonl
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def iteration_tasks(
+    task_ids: list[Any], iteration: int, per_iteration: int, seed: int
+) -> list[tuple[Any, int]]:
+    """(task id, rollout seed) pairs of one iteration: epochs of seeded permutations of the split."""
+    picked = []
+    for k in range(iteration * per_iteration, (iteration + 1) * per_iteration):
+        epoch, position = divmod(k, len(task_ids))
+        order = np.random.default_rng([seed, epoch]).permutation(len(task_ids))
+        picked.append(
+            (
+                task_ids[order[position]],
+                int(np.random.SeedSequence([seed, iteration, k]).generate_state(1)[0]),
+            )
+        )
+    return picked
+
+
+class MetricsLog:
+    """``metrics.jsonl`` plus TensorBoard; on resume, records of iterations about to be redone are dropped."""
+
+    def __init__(self, run_dir: Path, start_iteration: int):
+        self.path = run_dir / "metrics.jsonl"
+        kept = []
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                with contextlib.suppress(ValueError):
+                    record = json.loads(line)
+                    if record.get("iteration", -1) < start_iteration:
+                        kept.append(line)
+        self.path.write_text("".join(f"{line}\n" for line in kept))
+        self.writer = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=start_iteration)
+        except ImportError:  # tensorboard is an optional extra
+            pass
+
+    def log(self, iteration: int, metrics: dict[str, float]) -> None:
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps({"iteration": iteration, **metrics}) + "\n")
+        if self.writer is not None:
+            for name, value in metrics.items():
+                if isinstance(value, int | float):
+                    self.writer.add_scalar(name, value, iteration)
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def rollout_metrics(trajectories: list[Trajectory]) -> dict[str, float]:
+    steps = [step for t in trajectories for step in t.steps]
+    scores = [t.score if t.score is not None else t.total_reward for t in trajectories]
+    return {
+        "rollout/success": float(np.mean([t.won for t in trajectories])) if trajectories else 0.0,
+        "rollout/score": float(np.mean(scores)) if scores else 0.0,
+        "rollout/steps": float(np.mean([len(t.steps) for t in trajectories])) if trajectories else 0.0,
+        "rollout/valid_ratio": float(np.mean([s.valid for s in steps])) if steps else 1.0,
+        "rollout/failed": float(sum(t.failed for t in trajectories)),
+        "rollout/response_tokens": float(np.mean([len(s.response_ids or []) for s in steps]))
+        if steps
+        else 0.0,
+    }
+
+
+class Trainer:
+    """Runs one training configuration end to end; see the module docstring."""
+
+    def __init__(self, config: TrainConfig, console: Console | None = None):
+        self.config = config
+        self.console = console or Console()
+        self.run_dir = config.run_dir()
+        self.estimator = get_estimator(config.algo)
+
+    # Setup ------------------------------------------------------------------------------------
+
+    def _prepare_run_dir(self) -> Path | None:
+        checkpoint = latest_checkpoint(self.run_dir)
+        if self.run_dir.exists() and any(self.run_dir.iterdir()):
+            if self.config.overwrite:
+                shutil.rmtree(self.run_dir)
+            elif not self.config.resume:
+                raise AgentGymError(
+                    f"{self.run_dir} already exists: pass --resume to continue it or --overwrite to replace it"
+                )
+        if self.config.resume and checkpoint is None:
+            self.console.print(f"[yellow]no checkpoint in {self.run_dir}: starting from scratch[/]")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.yaml").write_text(dump_config(self.config))
+        return checkpoint if self.config.resume else None
+
+    def _load_model(self, checkpoint: Path | None) -> tuple[torch.nn.Module, Any]:
+        settings = self.config.model
+        if checkpoint is not None and settings.lora is None:
+            model, tokenizer = load_model(str(checkpoint / "model"), device=settings.device)
+        else:
+            model, tokenizer = load_model(
+                settings.spec, self.config.env, self.config.env_kwargs, device=settings.device
+            )
+        if settings.lora is not None:
+            from peft import LoraConfig, PeftModel, get_peft_model
+
+            if checkpoint is not None:
+                model = PeftModel.from_pretrained(model, checkpoint / "model", is_trainable=True)
+            else:
+                lora = settings.lora
+                model = get_peft_model(
+                    model,
+                    LoraConfig(
+                        r=lora.r,
+                        lora_alpha=lora.alpha,
+                        lora_dropout=lora.dropout,
+                        target_modules=lora.target_modules,
+                    ),
+                )
+        if settings.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+            model.config.use_cache = True  # generation still uses the KV cache
+        model.eval()
+        return model, tokenizer
+
+    @contextlib.contextmanager
+    def _reference(self) -> Iterator[torch.nn.Module]:
+        """The frozen policy that the KL term pulls toward: the model as RL started."""
+        if self.config.model.lora is not None:
+            with self.model.disable_adapter():
+                yield self.model
+        else:
+            yield self.reference_model
+
+    def _setup_reference(self) -> None:
+        self.reference_model = None
+        if self.config.ppo.loss.kl_coef == 0 or self.config.model.lora is not None:
+            return
+        saved = self.run_dir / "reference"
+        if saved.exists():
+            self.reference_model, _ = load_model(str(saved), device=self.config.model.device)
+        else:
+            self.reference_model = copy.deepcopy(self.model)
+            self.reference_model.save_pretrained(saved)
+        self.reference_model.eval().requires_grad_(False)
+
+    # Stages -----------------------------------------------------------------------------------
+
+    def _run_sft(self, progress: Progress) -> dict[str, float]:
+        settings = self.config.sft
+        train_ids = self.engine.task_ids(self.config.rollout.split)[: settings.episodes]
+        requests = [
+            GroupRequest(task_id=t, split=self.config.rollout.split, seed=self.config.seed + i)
+            for i, t in enumerate(train_ids)
+        ]
+        bar = progress.add_task("SFT demos", total=len(requests))
+        recording, self.engine.record_prompts = self.engine.record_prompts, True
+        try:
+            groups = self.engine.run(ExpertPolicy(), requests, on_trajectory=lambda _: progress.advance(bar))
+        finally:
+            self.engine.record_prompts = recording
+        rows = demonstration_rows(groups, self.tokenizer)
+        progress.remove_task(bar)
+        bar = progress.add_task("SFT", total=None)
+        losses = train_sft(
+            self.model,
+            rows,
+            epochs=settings.epochs,
+            lr=settings.lr,
+            batch_rows=settings.batch_rows,
+            micro_batch_tokens=self.config.ppo.micro_batch_tokens,
+            pad_id=self.tokenizer.pad_token_id,
+            seed=self.config.seed,
+            grad_clip=self.config.optim.grad_clip,
+            on_step=lambda step, total, loss: progress.update(
+                bar, completed=step, total=total, description=f"SFT loss {loss:.3f}"
+            ),
+        )
+        progress.remove_task(bar)
+        return {"sft/rows": float(len(rows)), "sft/final_loss": float(np.mean(losses[-5:]))}
+
+    def evaluate(self, stage: str, progress: Progress) -> dict[str, Any]:
+        settings = self.config.eval
+        task_ids = self.engine.task_ids(settings.split)
+        task_ids = task_ids[: settings.episodes] if settings.episodes else task_ids
+        requests = [
+            GroupRequest(task_id=t, split=settings.split, seed=self.config.seed + i)
+            for i, t in enumerate(task_ids)
+        ]
+        bar = progress.add_task(f"eval {stage}", total=len(requests))
+        sampling = SamplingParams(
+            temperature=settings.temperature, max_tokens=self.config.rollout.max_tokens, seed=self.config.seed
+        )
+        groups = self.engine.run(
+            self.policy, requests, 1, sampling, on_trajectory=lambda _: progress.advance(bar)
+        )
+        progress.remove_task(bar)
+        (self.run_dir / "eval").mkdir(exist_ok=True)
+        write_jsonl(self.run_dir / "eval" / f"{stage}.jsonl", [t for g in groups for t in g.trajectories])
+        return summarize(groups)
+
+    def _rollout(self, iteration: int) -> list[TrajectoryGroup]:
+        rollout = self.config.rollout
+        picked = iteration_tasks(self.train_ids, iteration, rollout.tasks_per_iteration, self.config.seed)
+        requests = [
+            GroupRequest(task_id=t, split=rollout.split, seed=s, group=f"it{iteration}/{j}")
+            for j, (t, s) in enumerate(picked)
+        ]
+        sampling = SamplingParams(
+            temperature=rollout.temperature,
+            top_p=rollout.top_p,
+            max_tokens=rollout.max_tokens,
+            seed=int(np.random.SeedSequence([self.config.seed, iteration, 7]).generate_state(1)[0]),
+        )
+        return self.engine.run(self.policy, requests, rollout.group_size, sampling)
+
+    def _probe(self, trajectories: list[Trajectory], batch: StepBatch) -> dict[str, float]:
+        """Fills the ``info_gain`` and ``outcome`` columns (IGPO) by probing the current policy."""
+        probe = self.config.probe
+        beliefs = answer_beliefs(
+            self.model,
+            self.tokenizer,
+            trajectories,
+            prefix=probe.answer_prefix,
+            suffix=probe.answer_suffix,
+            temperature=self.config.rollout.temperature,
+            micro_batch_tokens=self.config.ppo.micro_batch_tokens,
+        )
+        batch.info_gain = flatten(information_gain(beliefs))
+        batch.outcome = flatten(outcomes(trajectories, probe.malformed_outcome))
+        gains = batch.info_gain[~np.isnan(batch.info_gain)]
+        return {
+            "probe/belief_first": float(np.mean([b[0] for b in beliefs if b])),
+            "probe/belief_last": float(np.mean([b[-1] for b in beliefs if b])),
+            "probe/info_gain": float(gains.mean()) if len(gains) else 0.0,
+        }
+
+    def _update(self, iteration: int, batch: StepBatch, advantages: np.ndarray) -> dict[str, float]:
+        keep = (
+            dynamic_sampling_mask(batch)
+            if self.config.ppo.dynamic_sampling
+            else np.ones(len(batch), dtype=bool)
+        )
+        if not keep.any():
+            return {"train/kept_rows": 0.0}
+        kept = batch.select(keep)
+        rows = TurnRows(kept.prompt_ids, kept.response_ids, kept.response_logprobs)
+        optim = self.config.optim
+        warmup = min(1.0, (iteration + 1) / optim.warmup_iterations) if optim.warmup_iterations else 1.0
+        for group in self.optimizer.param_groups:
+            group["lr"] = optim.lr * warmup
+        metrics = ppo_update(
+            self.model,
+            self.optimizer,
+            rows,
+            advantages[keep],
+            self.config.ppo,
+            temperature=self.config.rollout.temperature,
+            pad_id=self.tokenizer.pad_token_id,
+            grad_clip=optim.grad_clip,
+            rng=np.random.default_rng([self.config.seed, iteration, 11]),
+            reference=self._reference if self.config.ppo.loss.kl_coef > 0 else None,
+        )
+        metrics = {f"train/{name}": value for name, value in metrics.items()}
+        metrics.update({"train/kept_rows": float(keep.sum()), "train/lr": optim.lr * warmup})
+        return metrics
+
+    def _checkpoint(self, name: str, state: dict[str, Any]) -> None:
+        save_checkpoint(self.run_dir, name, self.model, self.tokenizer, self.optimizer, state)
+
+    # The loop ---------------------------------------------------------------------------------
+
+    def fit(self) -> dict[str, Any]:
+        config = self.config
+        started = time.monotonic()
+        checkpoint = self._prepare_run_dir()
+        state: dict[str, Any] = (
+            read_state(checkpoint) if checkpoint else {"stage": "start", "iteration": 0, "summary": {}}
+        )
+        summary: dict[str, Any] = state["summary"]
+        elapsed_before = summary.get("wall_seconds", 0.0)
+        seed_everything(config.seed)
+        if config.model.threads is not None:
+            torch.set_num_threads(config.model.threads)
+
+        self.model, self.tokenizer = self._load_model(checkpoint)
+        self.policy = HFPolicy(self.model, self.tokenizer)
+        self.optimizer = torch.optim.AdamW(
+            [p for p in self.model.parameters() if p.requires_grad],
+            lr=config.optim.lr,
+            betas=config.optim.betas,
+            weight_decay=config.optim.weight_decay,
+        )
+        if checkpoint is not None:
+            if state["stage"] == "rl" and (checkpoint / "optimizer.pt").exists():
+                self.optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=False))
+            set_rng_state(torch.load(checkpoint / "rng.pt", weights_only=False))
+            self.console.print(
+                f"resuming from {checkpoint.name} (stage {state['stage']}, iteration {state['iteration']})"
+            )
+
+        self.engine = RolloutEngine(
+            config.env,
+            config.env_kwargs,
+            num_slots=config.rollout.workers,
+            timeout=config.rollout.timeout,
+            max_steps=config.rollout.max_steps,
+            agent_config=config.agent,
+            record_prompts="info_gain" in self.estimator.requires,  # probing re-reads each turn's context
+        )
+        self.train_ids = self.engine.task_ids(config.rollout.split)
+        log = MetricsLog(self.run_dir, state["iteration"])
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        try:
+            with Progress(*columns, console=self.console, transient=True) as progress:
+                if config.sft.enabled and state["stage"] == "start":
+                    summary.update(self._run_sft(progress))
+                    state["stage"] = "sft"
+                if "success_before_rl" not in summary:
+                    before = self.evaluate("before_rl", progress)
+                    summary.update(
+                        success_before_rl=before["success_rate"], score_before_rl=before["mean_score"]
+                    )
+                    self.console.print(
+                        f"held-out success before RL: [bold]{before['success_rate']:.1%}[/] (score {before['mean_score']:.3f})"
+                    )
+                    summary["wall_seconds"] = elapsed_before + time.monotonic() - started
+                    self._checkpoint("start", {**state, "summary": summary})
+                self._setup_reference()
+
+                bar = progress.add_task("RL", total=config.iterations, completed=state["iteration"])
+                for iteration in range(state["iteration"], config.iterations):
+                    timings = {}
+                    tick = time.monotonic()
+                    groups = self._rollout(iteration)
+                    timings["timing/rollout"] = time.monotonic() - tick
+                    trajectories = [t for g in groups for t in g.trajectories]
+                    metrics = rollout_metrics(trajectories)
+                    trained = [t for t in trajectories if not (config.drop_failed and t.failed) and t.steps]
+                    batch = StepBatch.from_trajectories(trained)
+                    if "info_gain" in self.estimator.requires:
+                        tick = time.monotonic()
+                        metrics.update(self._probe(trained, batch))
+                        timings["timing/probing"] = time.monotonic() - tick
+                    tick = time.monotonic()
+                    advantages = compute_advantages(config.algo, batch, **config.estimator)
+                    timings["timing/advantages"] = time.monotonic() - tick
+                    tick = time.monotonic()
+                    metrics.update(self._update(iteration, batch, advantages))
+                    timings["timing/update"] = time.monotonic() - tick
+                    metrics.update(timings)
+                    if (
+                        config.eval.every
+                        and (iteration + 1) % config.eval.every == 0
+                        and iteration + 1 < config.iterations
+                    ):
+                        metrics["eval/success"] = self.evaluate(f"iteration_{iteration + 1}", progress)[
+                            "success_rate"
+                        ]
+                    log.log(iteration, metrics)
+                    progress.update(
+                        bar, advance=1, description=f"RL success {metrics['rollout/success']:.0%}"
+                    )
+                    state.update(stage="rl", iteration=iteration + 1)
+                    summary["wall_seconds"] = elapsed_before + time.monotonic() - started
+                    if config.checkpoint_every and (iteration + 1) % config.checkpoint_every == 0:
+                        self._checkpoint(f"iteration_{iteration + 1}", {**state, "summary": summary})
+                progress.remove_task(bar)
+
+                if "success_after_rl" not in summary:
+                    after = self.evaluate("after_rl", progress)
+                    summary.update(success_after_rl=after["success_rate"], score_after_rl=after["mean_score"])
+        finally:
+            self.engine.close()
+            log.close()
+
+        summary["wall_seconds"] = elapsed_before + time.monotonic() - started
+        summary.update(
+            env=config.env,
+            algo=config.algo,
+            model=config.model.spec,
+            iterations=config.iterations,
+            seed=config.seed,
+        )
+        self._checkpoint("final", {**state, "stage": "done", "summary": summary})
+        self._export_model()
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        self.console.print(
+            f"held-out success after RL: [bold]{summary['success_after_rl']:.1%}[/] "
+            f"(before {summary['success_before_rl']:.1%}); {summary['wall_seconds']:.0f}s; run in {self.run_dir}"
+        )
+        return summary
+
+    def _export_model(self) -> None:
+        """``<run>/model``: the trained policy as a plain transformers directory (LoRA merged)."""
+        target = self.run_dir / "model"
+        shutil.rmtree(target, ignore_errors=True)
+        model = self.model
+        if self.config.model.lora is not None:
+            model = copy.deepcopy(self.model).merge_and_unload()
+        model.save_pretrained(target)
+        self.tokenizer.save_pretrained(target)
