@@ -72,18 +72,19 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 def load_config(
     model: type[ConfigT],
-    path: str | Path | list[str | Path | None] | None = None,
+    path: str | Path | list[str | Path | dict[str, Any] | None] | None = None,
     values: dict[str, Any] | None = None,
     overrides: list[str] | None = None,
 ) -> ConfigT:
-    """Files (later ones win) < ``values`` (CLI flags that were given) < ``overrides`` (``key.sub=value``).
+    """Files or already-read dicts (later ones win) < ``values`` (CLI flags that were given) <
+    ``overrides`` (``key.sub=value``).
 
     ``values`` entries that are None were not given; nested dicts merge key by key.
     """
     data: dict[str, Any] = {}
     for file in path if isinstance(path, list) else [path]:
         if file is not None:
-            data = _merge(data, read_yaml(file))
+            data = _merge(data, file if isinstance(file, dict) else read_yaml(file))
     data = _merge(data, {key: value for key, value in (values or {}).items() if value is not None})
     for override in overrides or []:
         apply_override(data, override)

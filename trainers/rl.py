@@ -35,7 +35,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from agentgym.config import dump_config
 from agentgym.core import AgentGymError
-from agentgym.evaluation import summarize
+from agentgym.evaluation import EvalConfig, summarize
 from agentgym.policies import ExpertPolicy, SamplingParams
 from agentgym.policies.hf import HFPolicy
 from agentgym.rollout import GroupRequest, RolloutEngine
@@ -375,6 +375,7 @@ class Trainer:
                 if config.sft.enabled and state["stage"] == "start":
                     summary.update(self._run_sft(progress))
                     state["stage"] = "sft"
+                    self._export_model(self.run_dir / "sft")  # the warm start, reusable as a model spec
                 if "success_before_rl" not in summary:
                     before = self.evaluate("before_rl", progress)
                     summary.update(
@@ -390,9 +391,10 @@ class Trainer:
                 bar = progress.add_task("RL", total=config.iterations, completed=state["iteration"])
                 for iteration in range(state["iteration"], config.iterations):
                     timings = {}
-                    tick = time.monotonic()
+                    tick, generating = time.monotonic(), self.engine.generation_seconds
                     groups = self._rollout(iteration)
                     timings["timing/rollout"] = time.monotonic() - tick
+                    timings["timing/generation"] = self.engine.generation_seconds - generating
                     trajectories = [t for g in groups for t in g.trajectories]
                     metrics = rollout_metrics(trajectories)
                     trained = [t for t in trajectories if not (config.drop_failed and t.failed) and t.steps]
@@ -442,7 +444,8 @@ class Trainer:
             seed=config.seed,
         )
         self._checkpoint("final", {**state, "stage": "done", "summary": summary})
-        self._export_model()
+        self._export_model(self.run_dir / "model")
+        self._write_eval_config(self.run_dir / "model")
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         self.console.print(
             f"held-out success after RL: [bold]{summary['success_after_rl']:.1%}[/] "
@@ -450,12 +453,29 @@ class Trainer:
         )
         return summary
 
-    def _export_model(self) -> None:
-        """``<run>/model``: the trained policy as a plain transformers directory (LoRA merged)."""
-        target = self.run_dir / "model"
+    def _export_model(self, target: Path) -> None:
+        """The current policy as a plain transformers directory (LoRA merged)."""
         shutil.rmtree(target, ignore_errors=True)
         model = self.model
         if self.config.model.lora is not None:
             model = copy.deepcopy(self.model).merge_and_unload()
         model.save_pretrained(target)
         self.tokenizer.save_pretrained(target)
+
+    def _write_eval_config(self, target: Path) -> None:
+        # The prompts the model was trained on are part of the policy: `agentgym eval --config` reuses them.
+        config = self.config
+        evaluation = EvalConfig(
+            env=config.env,
+            env_kwargs=config.env_kwargs,
+            policy=str(target.resolve()),
+            split=config.eval.split,
+            episodes=config.eval.episodes,
+            seed=config.seed,
+            agent=config.agent,
+            sampling=SamplingParams(
+                temperature=config.eval.temperature, max_tokens=config.rollout.max_tokens, seed=config.seed
+            ),
+            max_steps=config.rollout.max_steps,
+        )
+        (self.run_dir / "eval.yaml").write_text(dump_config(evaluation))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +22,28 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+
+
+@app.callback()
+def import_user_modules(
+    modules: list[str] = typer.Option(
+        None,
+        "--import",
+        help="import MODULE first (repeatable), e.g. one that registers your environments",
+        metavar="MODULE",
+    ),
+) -> None:
+    """Text environments for LLM agents and the RL trainers that learn from them."""
+    if not modules:
+        return
+    # A module next to the user's script is what they mean, as with ``python -m``.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise AgentGymError(f"--import {module}: {error}") from error
 
 
 def run_cli(entry: Callable[[], Any]) -> None:

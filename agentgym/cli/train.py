@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from agentgym.cli.app import app, console
-from agentgym.config import dump_config, load_config
+from agentgym.config import dump_config, load_config, read_yaml
 from agentgym.registry import spec
 
 
@@ -33,8 +33,17 @@ def train_command(
     from agentgym.trainers.config import TrainConfig
     from agentgym.trainers.recipes import recipe_path
 
-    env_id = env or "webshop"
+    user_file = read_yaml(config) if config else {}
+    env_id = env or user_file.get("env") or "webshop"
     spec(env_id)
+    recipe_file = recipe_path(env_id)
+    recipe = read_yaml(recipe_file) if recipe_file else {}
+    chosen_algo = next(
+        (o.split("=", 1)[1] for o in reversed(overrides or []) if o.startswith("algo=")),
+        algo or user_file.get("algo") or recipe.get("algo"),
+    )
+    if chosen_algo != recipe.get("algo"):
+        recipe.pop("estimator", None)  # the recipe's estimator settings belong to its own algorithm
     values = {
         "env": env_id,
         "algo": algo,
@@ -45,7 +54,7 @@ def train_command(
         "overwrite": overwrite,
         "model": {"spec": model} if model else None,
     }
-    settings = load_config(TrainConfig, [recipe_path(env_id), config], values, overrides)
+    settings = load_config(TrainConfig, [recipe, user_file], values, overrides)
     if dry_run:
         console.print(dump_config(settings), highlight=False)
         return

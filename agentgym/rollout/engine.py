@@ -24,6 +24,7 @@ import functools
 import inspect
 import itertools
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -141,6 +142,7 @@ class RolloutEngine:
             raise AgentGymError(f"parallelism must be 'thread' or 'process', got {self.parallelism!r}")
         self.max_steps = max_steps or self.spec.max_episode_steps or 50
         self.record_prompts = record_prompts
+        self.generation_seconds = 0.0  # time spent inside policy.generate, for timing breakdowns
         self.agent_config = agent_config or AgentConfig()
         self.agent_factory = agent_factory or functools.partial(
             ChatAgent,
@@ -291,7 +293,9 @@ class RolloutEngine:
                 futures.append(self.pool.submit(episode.slot, _scripted_step, policy, episode.info, seed))
         else:
             prompts = [episode.agent.prompt() for episode in active]
+            started = time.perf_counter()
             completions = list(policy.generate(prompts, sampling))
+            self.generation_seconds += time.perf_counter() - started
             for i, (episode, completion) in enumerate(zip(active, completions, strict=True)):
                 parsed[i] = episode.agent.parse(completion.text)
                 futures.append(

@@ -3,9 +3,11 @@
 import io
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
+import agentgym
 from agentgym.cli import main
 
 
@@ -92,6 +94,29 @@ def test_eval_dry_run_prints_the_resolved_config(agentgym_cli, tmp_path):
     assert not (tmp_path / "metrics.json").exists()
 
 
+def _train_config(agentgym_cli, *args: str) -> dict:
+    import yaml
+
+    code, out, err = agentgym_cli("train", "--dry-run", *args)
+    assert code == 0, err
+    return yaml.safe_load(out)
+
+
+def test_train_starts_from_the_recipe_of_the_environment_in_the_config_file(agentgym_cli, tmp_path):
+    (tmp_path / "run.yaml").write_text("env: search-qa\niterations: 3\n")
+    config = _train_config(agentgym_cli, "--config", str(tmp_path / "run.yaml"))
+    assert (config["env"], config["algo"], config["iterations"]) == ("search-qa", "igpo", 3)
+
+
+def test_train_keeps_recipe_estimator_settings_only_for_the_recipe_algorithm(agentgym_cli):
+    recipe = _train_config(agentgym_cli, "--env", "webshop")
+    assert recipe["algo"] == "gigpo" and recipe["estimator"]["invalid_penalty"] > 0
+    assert _train_config(agentgym_cli, "--env", "webshop", "--algo", "hgpo")["estimator"] == {}
+    assert _train_config(agentgym_cli, "--env", "webshop", "algo=grpo")["estimator"] == {}
+    chosen = _train_config(agentgym_cli, "--env", "webshop", "--algo", "hgpo", "estimator.K=3")
+    assert chosen["estimator"] == {"K": 3}
+
+
 def test_check_env_exit_codes(agentgym_cli):
     assert agentgym_cli("check-env", "test-keydoor", "--fuzz-steps", "50")[0] == 0
     code, out, _ = agentgym_cli("check-env", "test-invalid-moves", "--fuzz-steps", "50")
@@ -118,3 +143,28 @@ def test_play_takes_numbers_actions_and_hints(agentgym_cli):
     assert "task 1000 [test]" in out
     assert "invalid action: 'fly [away]' is not possible here" in out
     assert "episode won after 5 steps" in out
+
+
+def _readme_block(after: str) -> str:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    start = readme.index(after)
+    return readme[start : readme.index("```", start)]
+
+
+def test_the_readme_environment_registers_and_passes_check_env(agentgym_cli, tmp_path, monkeypatch):
+    (tmp_path / "guess_env.py").write_text(_readme_block("# guess_env.py"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    try:
+        code, out, err = agentgym_cli("--import", "guess_env", "check-env", "guess-number")
+        assert code == 0, out + err
+        assert "FAIL" not in out and "pass" in out
+    finally:
+        sys.modules.pop("guess_env", None)
+        agentgym.deregister("guess-number")
+
+
+def test_a_module_that_does_not_import_is_a_one_line_error(agentgym_cli):
+    code, _, err = agentgym_cli("--import", "no_such_module_here", "envs")
+    assert code == 2
+    assert "--import no_such_module_here" in err and "Traceback" not in err

@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from agentgym.config import load_config
+from agentgym.evaluation import EvalConfig, evaluate
 from agentgym.trainers.config import TrainConfig
 from agentgym.trainers.rl import Trainer, iteration_tasks
+from agentgym.trajectory import read_trajectories
 
 TOY_CLI = Path(__file__).resolve().parents[1] / "toy_cli.py"
 
@@ -54,11 +57,23 @@ def test_a_run_writes_everything_it_promises(tiny_model_dir, tmp_path):
     for key in ("rollout/success", "train/loss", "train/kl", "timing/rollout", "timing/update"):
         assert key in metrics[0]
     assert (run / "config.yaml").exists() and (run / "eval" / "after_rl.jsonl").exists()
-    assert (run / "model" / "config.json").exists() and (run / "reference" / "config.json").exists()
+    for exported in ("model", "sft", "reference"):
+        assert (run / exported / "config.json").exists()
     assert (run / "checkpoints" / "latest").read_text() == "final"
     assert list((run / "tensorboard").iterdir())
     with pytest.raises(Exception, match="--resume"):
         Trainer(small_run(tiny_model_dir, run)).fit()
+
+
+def test_the_exported_eval_config_reproduces_the_final_evaluation(tiny_model_dir, tmp_path):
+    summary = Trainer(small_run(tiny_model_dir, tmp_path / "run", iterations=1)).fit()
+    config = load_config(EvalConfig, tmp_path / "run" / "eval.yaml", {"out": str(tmp_path / "eval")})
+    assert evaluate(config)["success_rate"] == summary["success_after_rl"]
+    trained, replayed = (
+        sorted((t.task_id, [s.action for s in t.steps]) for t in read_trajectories(path))
+        for path in (tmp_path / "run" / "eval" / "after_rl.jsonl", tmp_path / "eval" / "traces.jsonl")
+    )
+    assert trained == replayed
 
 
 def _comparable(path: Path) -> list[dict]:

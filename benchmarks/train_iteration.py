@@ -1,0 +1,75 @@
+"""Where the time of one RL iteration goes: generation, environment, probing, advantages, update.
+
+    python benchmarks/train_iteration.py [--env webshop] [--algo gigpo] [--iterations 6] [k=v ...]
+    python benchmarks/train_iteration.py --env search-qa --algo igpo     # IGPO's probing share
+
+Runs the real trainer (the environment's recipe, the tiny model, no SFT, a one-task evaluation) for a
+few iterations and reads its per-iteration timings back from metrics.jsonl. "environment" is the
+rollout minus the time inside the policy's generate call: environment steps, prompt building and
+action parsing. The first iteration is dropped as warm-up; the medians of the rest are printed with
+each phase's share of the iteration. Extra k=v arguments are training-config overrides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+from agentgym.config import load_config
+from agentgym.trainers.config import TrainConfig
+from agentgym.trainers.recipes import recipe_path
+from agentgym.trainers.rl import Trainer
+
+PHASES = {
+    "generation": lambda m: m["timing/generation"],
+    "environment": lambda m: m["timing/rollout"] - m["timing/generation"],
+    "probing": lambda m: m.get("timing/probing", 0.0),
+    "advantages": lambda m: m["timing/advantages"],
+    "update": lambda m: m["timing/update"],
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default="webshop")
+    parser.add_argument("--algo", default=None, help="estimator [default: the recipe's]")
+    parser.add_argument("--iterations", type=int, default=6)
+    parser.add_argument("overrides", nargs="*", help="training-config overrides, e.g. rollout.group_size=4")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as out:
+        values = {
+            "env": args.env,
+            "iterations": args.iterations,
+            "out": out,
+            "overwrite": True,
+            "checkpoint_every": 0,
+            "sft": {"enabled": False},
+            "eval": {"episodes": 1, "every": 0},
+        }
+        if args.algo:
+            values["algo"] = args.algo
+        config = load_config(TrainConfig, [recipe_path(args.env)], values, args.overrides)
+        Trainer(config).fit()
+        metrics = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
+
+    measured = metrics[1:] or metrics
+    medians = {name: statistics.median(phase(m) for m in measured) for name, phase in PHASES.items()}
+    total = sum(medians.values())
+    rollout = config.rollout
+    print(
+        f"\n{config.env} / {config.algo} / {config.model.spec}: B={rollout.tasks_per_iteration} tasks x "
+        f"G={rollout.group_size} rollouts, median of {len(measured)} iterations "
+        f"({statistics.median(m['rollout/steps'] for m in measured):.1f} steps per episode)"
+    )
+    print(f"{'phase':<14}{'median s':>10}{'share':>9}")
+    for name, seconds in medians.items():
+        print(f"{name:<14}{seconds:>10.3f}{seconds / total:>9.1%}")
+    print(f"{'iteration':<14}{total:>10.3f}{1:>9.0%}")
+
+
+if __name__ == "__main__":
+    main()
