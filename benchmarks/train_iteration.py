@@ -3,8 +3,9 @@
     python benchmarks/train_iteration.py [--env webshop] [--algo gigpo] [--iterations 6] [k=v ...]
     python benchmarks/train_iteration.py --env search-qa --algo igpo     # IGPO's probing share
 
-Runs the real trainer (the environment's recipe, the tiny model, no SFT, a one-task evaluation) for a
-few iterations and reads its per-iteration timings back from metrics.jsonl. "environment" is the
+Runs the real trainer (the environment's recipe without its SFT stage, a one-task evaluation) for a
+few iterations and reads its per-iteration timings back from metrics.jsonl. An untrained model writes
+long gibberish, so pass a warm-started one for representative numbers: `model.spec=<run>/sft`. "environment" is the
 rollout minus the time inside the policy's generate call: environment steps, prompt building and
 action parsing. The first iteration is dropped as warm-up; the medians of the rest are printed with
 each phase's share of the iteration. Extra k=v arguments are training-config overrides.

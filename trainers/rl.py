@@ -111,18 +111,16 @@ class MetricsLog:
             self.writer.close()
 
 
-def rollout_metrics(trajectories: list[Trajectory]) -> dict[str, float]:
-    steps = [step for t in trajectories for step in t.steps]
-    scores = [t.score if t.score is not None else t.total_reward for t in trajectories]
+def rollout_metrics(groups: list[TrajectoryGroup]) -> dict[str, float]:
+    summary = summarize(groups)
+    steps = [step for group in groups for t in group.trajectories for step in t.steps]
     return {
-        "rollout/success": float(np.mean([t.won for t in trajectories])) if trajectories else 0.0,
-        "rollout/score": float(np.mean(scores)) if scores else 0.0,
-        "rollout/steps": float(np.mean([len(t.steps) for t in trajectories])) if trajectories else 0.0,
-        "rollout/valid_ratio": float(np.mean([s.valid for s in steps])) if steps else 1.0,
-        "rollout/failed": float(sum(t.failed for t in trajectories)),
-        "rollout/response_tokens": float(np.mean([len(s.response_ids or []) for s in steps]))
-        if steps
-        else 0.0,
+        "rollout/success": summary["success_rate"],
+        "rollout/score": summary["mean_score"],
+        "rollout/steps": summary["mean_steps"],
+        "rollout/valid_ratio": summary["valid_action_ratio"],
+        "rollout/failed": float(summary["failed_episodes"]),
+        "rollout/response_tokens": float(np.mean([len(s.response_ids or []) for s in steps])) if steps else 0.0,
     }
 
 
@@ -396,7 +394,7 @@ class Trainer:
                     timings["timing/rollout"] = time.monotonic() - tick
                     timings["timing/generation"] = self.engine.generation_seconds - generating
                     trajectories = [t for g in groups for t in g.trajectories]
-                    metrics = rollout_metrics(trajectories)
+                    metrics = rollout_metrics(groups)
                     trained = [t for t in trajectories if not (config.drop_failed and t.failed) and t.steps]
                     batch = StepBatch.from_trajectories(trained)
                     if "info_gain" in self.estimator.requires:
