@@ -113,14 +113,16 @@ class MetricsLog:
 
 def rollout_metrics(groups: list[TrajectoryGroup]) -> dict[str, float]:
     summary = summarize(groups)
-    steps = [step for group in groups for t in group.trajectories for step in t.steps]
+    tokens = [
+        len(step.response_ids or []) for group in groups for t in group.trajectories for step in t.steps
+    ]
     return {
         "rollout/success": summary["success_rate"],
         "rollout/score": summary["mean_score"],
         "rollout/steps": summary["mean_steps"],
         "rollout/valid_ratio": summary["valid_action_ratio"],
         "rollout/failed": float(summary["failed_episodes"]),
-        "rollout/response_tokens": float(np.mean([len(s.response_ids or []) for s in steps])) if steps else 0.0,
+        "rollout/response_tokens": float(np.mean(tokens)) if tokens else 0.0,
     }
 
 
