@@ -54,8 +54,16 @@ def test_a_run_writes_everything_it_promises(tiny_model_dir, tmp_path):
         assert key in summary
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["iteration"] for m in metrics] == [0, 1]
-    for key in ("rollout/success", "train/loss", "train/kl", "timing/rollout", "timing/update"):
+    for key in (
+        "rollout/success",
+        "train/loss",
+        "train/kl",
+        "timing/rollout",
+        "timing/generation",
+        "timing/update",
+    ):
         assert key in metrics[0]
+    assert 0 < metrics[0]["timing/generation"] <= metrics[0]["timing/rollout"]
     assert (run / "config.yaml").exists() and (run / "eval" / "after_rl.jsonl").exists()
     for exported in ("model", "sft", "reference"):
         assert (run / exported / "config.json").exists()
