@@ -247,16 +247,20 @@ class Trainer:
             for i, t in enumerate(task_ids)
         ]
         bar = progress.add_task(f"eval {stage}", total=len(requests))
-        sampling = SamplingParams(
-            temperature=settings.temperature, max_tokens=self.config.rollout.max_tokens, seed=self.config.seed
-        )
         groups = self.engine.run(
-            self.policy, requests, 1, sampling, on_trajectory=lambda _: progress.advance(bar)
+            self.policy, requests, 1, self._eval_sampling(), on_trajectory=lambda _: progress.advance(bar)
         )
         progress.remove_task(bar)
         (self.run_dir / "eval").mkdir(exist_ok=True)
         write_jsonl(self.run_dir / "eval" / f"{stage}.jsonl", [t for g in groups for t in g.trajectories])
         return summarize(groups)
+
+    def _eval_sampling(self) -> SamplingParams:
+        return SamplingParams(
+            temperature=self.config.eval.temperature,
+            max_tokens=self.config.rollout.max_tokens,
+            seed=self.config.seed,
+        )
 
     def _rollout(self, iteration: int) -> list[TrajectoryGroup]:
         rollout = self.config.rollout
@@ -473,9 +477,7 @@ class Trainer:
             episodes=config.eval.episodes,
             seed=config.seed,
             agent=config.agent,
-            sampling=SamplingParams(
-                temperature=config.eval.temperature, max_tokens=config.rollout.max_tokens, seed=config.seed
-            ),
+            sampling=self._eval_sampling(),
             max_steps=config.rollout.max_steps,
         )
         (self.run_dir / "eval.yaml").write_text(dump_config(evaluation))
