@@ -231,20 +231,27 @@ def build_smollm2(directory: Path | None = None) -> Path:
 
 
 def resolve_model_dir(
-    spec: str, env_id: str | None = None, env_kwargs: dict[str, Any] | None = None
+    spec: str,
+    env_id: str | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    tiny: TinyModelConfig | None = None,
 ) -> Path | str:
-    """A model spec -> a local directory (``tiny``, ``smollm2-135m``, a path) or a hub id."""
+    """A model spec -> a local directory (``tiny`` shaped by ``tiny``, ``smollm2-135m``, a path) or a hub id."""
     if spec == "tiny":
         if env_id is None:
             raise AgentGymError("the tiny model is built for one environment: give an environment id")
-        return build_tiny(env_id, env_kwargs)
+        return build_tiny(env_id, env_kwargs, tiny)
     if spec in ("smollm2-135m", "smollm2"):
         return build_smollm2()
     return Path(spec) if Path(spec).is_dir() else spec
 
 
 def load_model(
-    spec: str, env_id: str | None = None, env_kwargs: dict[str, Any] | None = None, device: str | None = None
+    spec: str,
+    env_id: str | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    device: str | None = None,
+    tiny: TinyModelConfig | None = None,
 ) -> tuple[Any, Any]:
     """Loads (model, tokenizer) for a spec; bf16 on GPU, fp32 on CPU."""
     from transformers import AutoModelForCausalLM
@@ -253,7 +260,7 @@ def load_model(
     from agentgym.policies.hf import default_device, load_tokenizer
 
     transformers_logging.disable_progress_bar()  # our own progress bars tell the story
-    location = resolve_model_dir(spec, env_id, env_kwargs)
+    location = resolve_model_dir(spec, env_id, env_kwargs, tiny)
     device_obj = torch.device(device) if device else default_device()
     dtype = torch.bfloat16 if device_obj.type == "cuda" else torch.float32
     try:

@@ -158,7 +158,7 @@ class Trainer:
             model, tokenizer = load_model(str(checkpoint / "model"), device=settings.device)
         else:
             model, tokenizer = load_model(
-                settings.spec, self.config.env, self.config.env_kwargs, device=settings.device
+                settings.spec, self.config.env, self.config.env_kwargs, settings.device, settings.tiny
             )
         if settings.lora is not None:
             from peft import LoraConfig, PeftModel, get_peft_model

@@ -121,3 +121,22 @@ def test_resume_after_kill_repeats_the_uninterrupted_run(tiny_model_dir, tmp_pat
     assert _comparable(killed / "metrics.jsonl") == _comparable(reference / "metrics.jsonl")
     before, after = (json.loads((run / "summary.json").read_text()) for run in (reference, killed))
     assert before["success_after_rl"] == after["success_after_rl"]
+
+
+def test_the_tiny_section_shapes_the_model_a_run_builds(toy_envs, tmp_path, monkeypatch):
+    monkeypatch.setenv("AGENTGYM_CACHE_DIR", str(tmp_path / "cache"))
+    tiny = {
+        "vocab_size": 400,
+        "hidden_size": 32,
+        "intermediate_size": 48,
+        "num_layers": 1,
+        "corpus_episodes": 4,
+    }
+    model = {"spec": "tiny", "tiny": tiny, "threads": 1}
+    Trainer(
+        small_run(
+            None, tmp_path / "run", model=model, iterations=0, sft={"enabled": False}, eval={"episodes": 1}
+        )
+    ).fit()
+    built = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
+    assert (built["num_hidden_layers"], built["hidden_size"], built["intermediate_size"]) == (1, 32, 48)
