@@ -38,12 +38,6 @@ def train_command(
     spec(env_id)
     recipe_file = recipe_path(env_id)
     recipe = read_yaml(recipe_file) if recipe_file else {}
-    chosen_algo = next(
-        (o.split("=", 1)[1] for o in reversed(overrides or []) if o.startswith("algo=")),
-        algo or user_file.get("algo") or recipe.get("algo"),
-    )
-    if chosen_algo != recipe.get("algo"):
-        recipe.pop("estimator", None)  # the recipe's estimator settings belong to its own algorithm
     values = {
         "env": env_id,
         "algo": algo,
@@ -54,7 +48,11 @@ def train_command(
         "overwrite": overwrite,
         "model": {"spec": model} if model else None,
     }
-    settings = load_config(TrainConfig, [recipe, user_file], values, overrides)
+    # The recipe's estimator settings belong to its own algorithm: they apply only when it is chosen.
+    general = {key: value for key, value in recipe.items() if key != "estimator"}
+    settings = load_config(TrainConfig, [general, user_file], values, overrides)
+    if "estimator" in recipe and settings.algo == recipe.get("algo"):
+        settings = load_config(TrainConfig, [recipe, user_file], values, overrides)
     if dry_run:
         console.print(dump_config(settings), highlight=False)
         return
