@@ -83,6 +83,13 @@ class SFTSettings(_Section):
     epochs: int = Field(default=2, ge=1)
     lr: float = Field(default=1e-4, gt=0)
     batch_rows: int = Field(default=32, ge=1, description="turns per optimizer step")
+    micro_batch_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="padded tokens per forward/backward (None: ppo.micro_batch_tokens); a budget "
+        "below a batch's size splits it into micro-batches of similar length: the same gradient, "
+        "less padding, which is what a CPU pays for",
+    )
 
 
 class ProbeSettings(_Section):

@@ -227,7 +227,7 @@ class Trainer:
             epochs=settings.epochs,
             lr=settings.lr,
             batch_rows=settings.batch_rows,
-            micro_batch_tokens=self.config.ppo.micro_batch_tokens,
+            micro_batch_tokens=settings.micro_batch_tokens or self.config.ppo.micro_batch_tokens,
             pad_id=self.tokenizer.pad_token_id,
             seed=self.config.seed,
             grad_clip=self.config.optim.grad_clip,

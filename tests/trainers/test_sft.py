@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from agentgym.policies import ExpertPolicy
@@ -46,3 +47,31 @@ def test_sft_makes_the_demonstrations_likely(tiny_model_dir):
     )
     assert nll() < 0.5 * before
     assert losses[-1] < losses[0]
+
+
+def test_smaller_micro_batches_take_the_same_steps(tiny_model_dir):
+    model, tokenizer = load_model(str(tiny_model_dir), device="cpu")
+    with RolloutEngine("test-keydoor", num_slots=4, record_prompts=True) as engine:
+        groups = engine.run(
+            ExpertPolicy(), [GroupRequest(task_id=i, split="train", seed=i) for i in range(4)]
+        )
+    rows = demonstration_rows(groups, tokenizer)
+    longest = max(rows.lengths())
+    trained = []
+    for budget in (8 * longest, longest):  # the whole batch in one call, then about a row per call
+        copy = load_model(str(tiny_model_dir), device="cpu")[0]
+        copy.load_state_dict(model.state_dict())
+        losses = train_sft(
+            copy,
+            rows,
+            epochs=2,
+            lr=1e-2,
+            batch_rows=8,
+            micro_batch_tokens=budget,
+            pad_id=tokenizer.pad_token_id,
+        )
+        trained.append((losses, copy.state_dict()))
+    (losses_whole, whole), (losses_split, split) = trained
+    assert losses_whole == pytest.approx(losses_split, rel=1e-4)
+    for name, value in whole.items():
+        torch.testing.assert_close(split[name], value, rtol=1e-4, atol=1e-5)
