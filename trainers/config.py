@@ -88,7 +88,7 @@ class SFTSettings(_Section):
         ge=1,
         description="padded tokens per forward/backward (None: ppo.micro_batch_tokens); a budget "
         "below a batch's size splits it into micro-batches of similar length: the same gradient, "
-        "less padding, which is what a CPU pays for",
+        "less padding (faster on a CPU)",
     )
 
 
