@@ -18,13 +18,12 @@ import statistics
 import time
 
 from agentgym.config import load_config
-from agentgym.policies import ExpertPolicy
-from agentgym.rollout import GroupRequest, RolloutEngine
+from agentgym.rollout import RolloutEngine
 from agentgym.trainers.config import TrainConfig
 from agentgym.trainers.data import TurnRows
 from agentgym.trainers.models import load_model
 from agentgym.trainers.recipes import recipe_path
-from agentgym.trainers.sft import demonstration_rows, train_sft
+from agentgym.trainers.sft import demonstration_rows, expert_demonstrations, train_sft
 
 BUDGETS = (1_000_000, 2048, 1024, 512)
 
@@ -40,14 +39,10 @@ def main() -> None:
     model, tokenizer = load_model(
         config.model.spec, config.env, config.env_kwargs, config.model.device, config.model.tiny
     )
-    with RolloutEngine(
-        config.env, config.env_kwargs, num_slots=64, agent_config=config.agent, record_prompts=True
-    ) as engine:
-        task_ids = engine.task_ids(config.rollout.split)[: config.sft.episodes]
-        requests = [
-            GroupRequest(task_id=t, split=config.rollout.split, seed=i) for i, t in enumerate(task_ids)
-        ]
-        rows = demonstration_rows(engine.run(ExpertPolicy(), requests), tokenizer)
+    split = config.rollout.split
+    with RolloutEngine(config.env, config.env_kwargs, num_slots=64, agent_config=config.agent) as engine:
+        task_ids = engine.task_ids(split)[: config.sft.episodes]
+        rows = demonstration_rows(expert_demonstrations(engine, task_ids, split), tokenizer)
     rows = TurnRows(rows.prompt_ids[: args.rows], rows.response_ids[: args.rows])
     lengths = rows.lengths()
 

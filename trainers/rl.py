@@ -36,7 +36,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from agentgym.config import dump_config
 from agentgym.core import AgentGymError
 from agentgym.evaluation import EvalConfig, summarize
-from agentgym.policies import ExpertPolicy, SamplingParams
+from agentgym.policies import SamplingParams
 from agentgym.policies.hf import HFPolicy
 from agentgym.rollout import GroupRequest, RolloutEngine
 from agentgym.trainers.checkpoint import latest_checkpoint, read_state, save_checkpoint, set_rng_state
@@ -47,7 +47,7 @@ from agentgym.trainers.losses import dynamic_sampling_mask
 from agentgym.trainers.models import load_model
 from agentgym.trainers.ppo import ppo_update
 from agentgym.trainers.probing import answer_beliefs, flatten, information_gain, outcomes
-from agentgym.trainers.sft import demonstration_rows, train_sft
+from agentgym.trainers.sft import demonstration_rows, expert_demonstrations, train_sft
 from agentgym.trajectory import StepBatch, Trajectory, TrajectoryGroup, write_jsonl
 
 
@@ -207,17 +207,12 @@ class Trainer:
 
     def _run_sft(self, progress: Progress) -> dict[str, float]:
         settings = self.config.sft
-        train_ids = self.engine.task_ids(self.config.rollout.split)[: settings.episodes]
-        requests = [
-            GroupRequest(task_id=t, split=self.config.rollout.split, seed=self.config.seed + i)
-            for i, t in enumerate(train_ids)
-        ]
-        bar = progress.add_task("SFT demos", total=len(requests))
-        recording, self.engine.record_prompts = self.engine.record_prompts, True
-        try:
-            groups = self.engine.run(ExpertPolicy(), requests, on_trajectory=lambda _: progress.advance(bar))
-        finally:
-            self.engine.record_prompts = recording
+        split = self.config.rollout.split
+        train_ids = self.engine.task_ids(split)[: settings.episodes]
+        bar = progress.add_task("SFT demos", total=len(train_ids))
+        groups = expert_demonstrations(
+            self.engine, train_ids, split, self.config.seed, on_trajectory=lambda _: progress.advance(bar)
+        )
         rows = demonstration_rows(groups, self.tokenizer)
         progress.remove_task(bar)
         bar = progress.add_task("SFT", total=None)

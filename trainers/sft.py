@@ -15,9 +15,27 @@ from typing import Any
 import numpy as np
 import torch
 
+from agentgym.policies import ExpertPolicy
 from agentgym.policies.hf import render_chat
+from agentgym.rollout import GroupRequest, RolloutEngine
 from agentgym.trainers.data import TurnRows, micro_batches, response_log_probs
-from agentgym.trajectory import TrajectoryGroup
+from agentgym.trajectory import Trajectory, TrajectoryGroup
+
+
+def expert_demonstrations(
+    engine: RolloutEngine,
+    task_ids: Sequence[int],
+    split: str,
+    seed: int = 0,
+    on_trajectory: Callable[[Trajectory], None] | None = None,
+) -> list[TrajectoryGroup]:
+    """The expert's episodes on ``task_ids``, recorded with the prompts that ``demonstration_rows`` needs."""
+    requests = [GroupRequest(task_id=t, split=split, seed=seed + i) for i, t in enumerate(task_ids)]
+    recording, engine.record_prompts = engine.record_prompts, True
+    try:
+        return engine.run(ExpertPolicy(), requests, on_trajectory=on_trajectory)
+    finally:
+        engine.record_prompts = recording
 
 
 def demonstration_rows(groups: Sequence[TrajectoryGroup], tokenizer: Any) -> TurnRows:
