@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-TOKEN_FIELDS = ("prompt_ids", "response_ids", "response_logprobs")
+TOKEN_FIELDS = ("prompt_ids", "response_ids", "response_logprobs", "response_allowed")
 
 
 def freeze(value: Any) -> Hashable:
@@ -57,6 +57,9 @@ class Step(BaseModel):
     prompt_ids: list[int] | None = None
     response_ids: list[int] | None = None
     response_logprobs: list[float] | None = None
+    response_allowed: list[list[int] | None] | None = Field(
+        default=None, description="constrained decoding: the tokens allowed at each response position"
+    )
     info_gain: float | None = Field(default=None, description="IGPO: p_t - p_(t-1); None on the final turn")
 
     @field_validator("anchor", mode="after")
@@ -171,6 +174,8 @@ class StepBatch:
         outcome: IGPO outcome reward on the final turn (float64, NaN elsewhere)
         prompt_ids, response_ids, response_logprobs, ref_logprobs: per-row token lists when the batch
             comes from a model rollout (``None`` otherwise)
+        response_allowed: per row, the tokens constrained decoding allowed at each response position
+            (``None`` for a row or position that was generated freely)
     """
 
     group: np.ndarray
@@ -187,6 +192,7 @@ class StepBatch:
     prompt_ids: list[list[int]] | None = None
     response_ids: list[list[int]] | None = None
     response_logprobs: list[list[float]] | None = None
+    response_allowed: list[list[list[int] | None] | None] | None = None
     ref_logprobs: list[list[float]] | None = None
     _cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 

@@ -34,9 +34,13 @@ class MicroBatch:
     position_ids: torch.Tensor
     targets: torch.Tensor
     response_mask: torch.Tensor
+    allowed_ids: torch.Tensor | None = None
+    """(B, K, A) under constrained decoding: the tokens allowed at each response position, padded"""
+    allowed_mask: torch.Tensor | None = None
+    """(B, K, A) True on real entries of ``allowed_ids``; a position with none was generated freely"""
 
     def to(self, device: torch.device) -> MicroBatch:
-        return MicroBatch(*(tensor.to(device) for tensor in vars(self).values()))
+        return MicroBatch(*(None if t is None else t.to(device) for t in vars(self).values()))
 
 
 def micro_batches(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
@@ -76,6 +80,23 @@ def collate(prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]]
     return MicroBatch(input_ids, attention_mask, position_ids, targets, response_mask)
 
 
+def collate_allowed(
+    allowed: Sequence[Sequence[Sequence[int] | None] | None], targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, K, A) allowed token ids and their mask, right-aligned like ``targets`` (B, K)."""
+    B, K = targets.shape
+    width = max((len(tokens) for row in allowed if row for tokens in row if tokens), default=1)
+    ids = torch.zeros((B, K, width), dtype=torch.long)
+    mask = torch.zeros((B, K, width), dtype=torch.bool)
+    for b, row in enumerate(allowed):
+        for position, tokens in enumerate(row or []):
+            if tokens:
+                k = K - len(row) + position
+                ids[b, k, : len(tokens)] = torch.tensor(list(tokens), dtype=torch.long)
+                mask[b, k, : len(tokens)] = True
+    return ids, mask
+
+
 def right_align(values: Sequence[Sequence[float]], K: int) -> torch.Tensor:
     """(B, K) float tensor with each row's values at its last positions (e.g. old log-probs)."""
     out = torch.zeros((len(values), K), dtype=torch.float32)
@@ -108,6 +129,18 @@ def response_log_probs(
     entropy = None
     if with_entropy:
         entropy = -(log_softmax.exp() * log_softmax).sum(-1)  # (B, K)
+    if batch.allowed_ids is None:
+        return log_probs, entropy
+    # Constrained positions: the distribution renormalised over the allowed tokens, as sampled.
+    # Padding gets a large finite negative, not -inf, whose 0 * inf terms would make gradients NaN.
+    restricted = log_softmax.gather(-1, batch.allowed_ids).masked_fill(~batch.allowed_mask, -1e9)
+    constrained = batch.allowed_mask.any(-1)  # (B, K)
+    log_z = torch.where(constrained, torch.logsumexp(restricted, -1), 0.0)
+    log_probs = log_probs - log_z
+    if entropy is not None:
+        restricted = restricted - log_z.unsqueeze(-1)
+        terms = (restricted.exp() * restricted).masked_fill(~batch.allowed_mask, 0.0)
+        entropy = torch.where(constrained, -terms.sum(-1), entropy)
     return log_probs, entropy
 
 
@@ -115,12 +148,14 @@ def response_log_probs(
 class TurnRows:
     """Training rows, one per agent turn, aligned with a StepBatch built from the same trajectories.
 
-    ``old_log_probs`` are the sampling policy's log-probs of the response tokens (None for SFT rows).
+    ``old_log_probs`` are the sampling policy's log-probs of the response tokens (None for SFT rows);
+    ``allowed`` (constrained decoding) the tokens allowed at each response position, None where free.
     """
 
     prompt_ids: list[list[int]]
     response_ids: list[list[int]]
     old_log_probs: list[list[float]] | None = None
+    allowed: list[list[list[int] | None] | None] | None = None
 
     def __len__(self) -> int:
         return len(self.prompt_ids)
@@ -134,4 +169,8 @@ class TurnRows:
         old = None
         if self.old_log_probs is not None:
             old = right_align([self.old_log_probs[i] for i in rows], batch.targets.shape[1])
+        if self.allowed is not None and any(self.allowed[i] for i in rows):
+            batch.allowed_ids, batch.allowed_mask = collate_allowed(
+                [self.allowed[i] for i in rows], batch.targets
+            )
         return batch, old

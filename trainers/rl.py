@@ -302,7 +302,7 @@ class Trainer:
         if not keep.any():
             return {"train/kept_rows": 0.0}
         kept = batch.select(keep)
-        rows = TurnRows(kept.prompt_ids, kept.response_ids, kept.response_logprobs)
+        rows = TurnRows(kept.prompt_ids, kept.response_ids, kept.response_logprobs, kept.response_allowed)
         optim = self.config.optim
         warmup = min(1.0, (iteration + 1) / optim.warmup_iterations) if optim.warmup_iterations else 1.0
         for group in self.optimizer.param_groups:

@@ -18,10 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentgym.agents.parsing import ActionFormat, ParsedAction, format_action, parse_action
 from agentgym.policies.base import Message
+from agentgym.policies.constraints import AllowedCompletions
 
 BASE_SYSTEM_PROMPT = (
     "You are an agent acting in a text environment to accomplish a task. "
@@ -46,6 +47,11 @@ class AgentConfig(BaseModel):
     )
     require_think: bool = Field(default=False, description="reject completions without a <think> block")
     show_available_actions: bool = Field(default=True, description="list the admissible actions when known")
+    constrain_actions: bool = Field(
+        default=False,
+        description="constrained decoding: the model writes only admissible actions where the environment "
+        "lists them (policies that support it: hf)",
+    )
     max_history_chars: int = Field(
         default=600, ge=0, description="observations in the memory are cut to this; 0 shows the actions alone"
     )
@@ -58,6 +64,12 @@ class AgentConfig(BaseModel):
     include_instructions: bool = Field(
         default=True, description="add the environment's action grammar to the system prompt"
     )
+
+    @model_validator(mode="after")
+    def _check(self) -> AgentConfig:
+        if self.constrain_actions and self.require_think:
+            raise ValueError("constrain_actions writes bare actions, which require_think would reject")
+        return self
 
 
 @dataclass
@@ -116,6 +128,14 @@ class ChatAgent:
             lines.append("\nAdmissible actions: " + ", ".join(listed) + more)
         user = {"role": "user", "content": "\n".join(lines)}
         return [{"role": "system", "content": self.system_prompt}, user] if self.system_prompt else [user]
+
+    def allowed_completions(self) -> AllowedCompletions | None:
+        """The completions constrained decoding allows now: the admissible actions in this agent's
+        format (None when not constraining or the environment lists no actions)."""
+        actions = self.info.get("available_actions")
+        if not self.config.constrain_actions or not actions:
+            return None
+        return AllowedCompletions.from_actions([str(action) for action in actions], self.format)
 
     def parse(self, completion: str) -> ParsedAction:
         return parse_action(completion, self.action_format, self.config.require_think)

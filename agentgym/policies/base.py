@@ -41,7 +41,9 @@ class Completion:
     """One generated answer.
 
     ``logprobs`` holds each generated token's log-probability under the model's distribution at the
-    sampling temperature (before top-p/top-k truncation; the raw distribution when greedy).
+    sampling temperature (before top-p/top-k truncation; the raw distribution when greedy). Under
+    constrained decoding, ``allowed_token_ids[i]`` lists the tokens that were allowed at position i
+    (None where generation was free) and ``logprobs[i]`` is taken over those tokens alone.
     ``token_ids`` and ``logprobs`` are empty for backends that cannot report them.
     """
 
@@ -50,6 +52,7 @@ class Completion:
     logprobs: list[float] = field(default_factory=list)
     prompt_ids: list[int] = field(default_factory=list)
     finish_reason: str = "stop"
+    allowed_token_ids: list[list[int] | None] | None = None
 
 
 @runtime_checkable

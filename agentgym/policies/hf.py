@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from agentgym.policies.base import Completion, Message, SamplingParams
+from agentgym.policies.constraints import AllowedCompletions, TokenTrie, TrieBuilder
 
 
 def default_device() -> torch.device:
@@ -53,7 +54,11 @@ class HFPolicy:
     """Generation with a ``transformers`` causal LM held in memory (CPU or GPU).
 
     The trainer updates ``self.model`` in place, so generation always uses the latest weights.
+    ``generate(..., allowed=...)`` restricts each prompt's completion to the texts it allows
+    (constrained decoding, see :mod:`agentgym.policies.constraints`).
     """
+
+    supports_allowed_completions = True
 
     def __init__(self, model: Any, tokenizer: Any, batch_size: int = 64):
         self.model = model
@@ -62,6 +67,7 @@ class HFPolicy:
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "left"
+        self._tries = TrieBuilder(tokenizer, tokenizer.eos_token_id)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, device: str | None = None, **model_kwargs: Any) -> HFPolicy:
@@ -79,7 +85,16 @@ class HFPolicy:
         return [self.tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
 
     @torch.no_grad()
-    def generate(self, prompts: Sequence[list[Message]], sampling: SamplingParams) -> list[Completion]:
+    def generate(
+        self,
+        prompts: Sequence[list[Message]],
+        sampling: SamplingParams,
+        allowed: Sequence[AllowedCompletions | None] | None = None,
+    ) -> list[Completion]:
+        """One completion per prompt; ``allowed[i]`` (when given and not None) constrains prompt i's."""
+        if allowed is not None and len(allowed) != len(prompts):
+            raise ValueError(f"allowed has {len(allowed)} entries for {len(prompts)} prompts")
+        tries = [self._tries.build(a) if a is not None else None for a in allowed or [None] * len(prompts)]
         prompt_ids = self.encode_prompts(prompts)
         # Sorting by length keeps padding inside each micro-batch small.
         order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
@@ -89,14 +104,19 @@ class HFPolicy:
             generator = torch.Generator(device="cpu").manual_seed(sampling.seed)
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            for i, completion in zip(
-                chunk, self._generate_batch([prompt_ids[i] for i in chunk], sampling, generator), strict=True
-            ):
+            completions = self._generate_batch(
+                [prompt_ids[i] for i in chunk], sampling, generator, [tries[i] for i in chunk]
+            )
+            for i, completion in zip(chunk, completions, strict=True):
                 results[i] = completion
         return results  # type: ignore[return-value]
 
     def _generate_batch(
-        self, prompt_ids: list[list[int]], sampling: SamplingParams, generator: torch.Generator | None
+        self,
+        prompt_ids: list[list[int]],
+        sampling: SamplingParams,
+        generator: torch.Generator | None,
+        tries: list[TokenTrie | None],
     ) -> list[Completion]:
         device = next(self.model.parameters()).device
         pad = self.tokenizer.pad_token_id
@@ -108,8 +128,8 @@ class HFPolicy:
             attention[row, width - len(ids) :] = 1
         input_ids, attention = input_ids.to(device), attention.to(device)
 
-        generated, logprobs = sample_tokens(
-            self.model, input_ids, attention, sampling, self._eos_ids(), generator
+        generated, logprobs, allowed = sample_tokens(
+            self.model, input_ids, attention, sampling, self._eos_ids(), generator, tries
         )
         completions = []
         stops = sampling.stop
@@ -122,7 +142,8 @@ class HFPolicy:
             if stops:
                 tokens, token_logprobs, text, stopped = self._cut_at_stop(tokens, token_logprobs, text, stops)
                 finish = "stop" if stopped else finish
-            completions.append(Completion(text, tokens, token_logprobs, list(ids), finish))
+            row_allowed = allowed[row][: len(tokens)] if tries[row] is not None else None
+            completions.append(Completion(text, tokens, token_logprobs, list(ids), finish, row_allowed))
         return completions
 
     def _eos_ids(self) -> set[int]:
@@ -151,12 +172,17 @@ def sample_tokens(
     sampling: SamplingParams,
     eos_ids: set[int],
     generator: torch.Generator | None = None,
-) -> tuple[list[list[int]], list[list[float]]]:
-    """Autoregressive sampling with a KV cache; returns per row the new tokens and their log-probs.
+    tries: Sequence[TokenTrie | None] | None = None,
+) -> tuple[list[list[int]], list[list[float]], list[list[list[int] | None]]]:
+    """Autoregressive sampling with a KV cache; returns per row the new tokens, their log-probs and
+    the tokens that were allowed at each position (None where free).
 
     A row stops at its first EOS token (kept) or after ``max_tokens``; finished rows stop counting.
     The loop is written out rather than using ``model.generate`` so that the log-probs are exactly
     those of the distribution sampled from (temperature applied, before top-k/top-p truncation).
+    ``tries[row]`` (optional) limits a row to the tokens its trie allows: the row samples from the
+    model's distribution renormalised over them, and that is the distribution its log-probs are
+    taken from (the trainer renormalises over the same tokens when it recomputes them).
     """
     batch = input_ids.shape[0]
     device = input_ids.device
@@ -165,14 +191,18 @@ def sample_tokens(
     past, logits = out.past_key_values, out.logits[:, -1, :]
     tokens: list[list[int]] = [[] for _ in range(batch)]
     token_logprobs: list[list[float]] = [[] for _ in range(batch)]
+    allowed_tokens: list[list[list[int] | None]] = [[] for _ in range(batch)]
     alive = torch.ones(batch, dtype=torch.bool, device=device)
     eos = torch.tensor(sorted(eos_ids), device=device) if eos_ids else None
     next_position = position_ids[:, -1] + 1
+    states = [trie.root if trie is not None else None for trie in tries] if tries else [None] * batch
     for _ in range(sampling.max_tokens):
         logits = logits.float()
         if sampling.temperature > 0:
             logits = logits / sampling.temperature
         log_probs = torch.log_softmax(logits, dim=-1)  # (B, V)
+        allowed = [TokenTrie.allowed(state) for state in states]
+        log_probs = _restrict(log_probs, allowed)
         if sampling.temperature == 0:
             chosen = log_probs.argmax(-1)
         else:
@@ -182,6 +212,8 @@ def sample_tokens(
         for row in torch.nonzero(alive).flatten().tolist():
             tokens[row].append(chosen_list[row])
             token_logprobs[row].append(logprob_list[row])
+            allowed_tokens[row].append(allowed[row])
+            states[row] = TokenTrie.advance(states[row], chosen_list[row])
         if eos is not None:
             alive &= ~torch.isin(chosen, eos)
         if not bool(alive.any()):
@@ -198,7 +230,19 @@ def sample_tokens(
         )
         past, logits = out.past_key_values, out.logits[:, -1, :]
         next_position = next_position + 1
-    return tokens, token_logprobs
+    return tokens, token_logprobs, allowed_tokens
+
+
+def _restrict(log_probs: torch.Tensor, allowed: Sequence[list[int] | None]) -> torch.Tensor:
+    """``log_probs`` (B, V) renormalised over each row's allowed tokens (-inf elsewhere)."""
+    if all(tokens is None for tokens in allowed):
+        return log_probs
+    keep = torch.ones_like(log_probs, dtype=torch.bool)
+    for row, tokens in enumerate(allowed):
+        if tokens:  # an empty list only follows the end token, where the row has stopped
+            keep[row] = False
+            keep[row, tokens] = True
+    return torch.log_softmax(log_probs.masked_fill(~keep, float("-inf")), dim=-1)
 
 
 def _sample(

@@ -293,8 +293,17 @@ class RolloutEngine:
                 futures.append(self.pool.submit(episode.slot, _scripted_step, policy, episode.info, seed))
         else:
             prompts = [episode.agent.prompt() for episode in active]
+            allowed = [episode.agent.allowed_completions() for episode in active]
             started = time.perf_counter()
-            completions = list(policy.generate(prompts, sampling))
+            if any(choices is not None for choices in allowed):
+                if not getattr(policy, "supports_allowed_completions", False):
+                    raise AgentGymError(
+                        f"{type(policy).__name__} does not support constrained decoding: "
+                        "set agent.constrain_actions=false or use an hf policy"
+                    )
+                completions = list(policy.generate(prompts, sampling, allowed=allowed))  # type: ignore[call-arg]
+            else:
+                completions = list(policy.generate(prompts, sampling))
             self.generation_seconds += time.perf_counter() - started
             for i, (episode, completion) in enumerate(zip(active, completions, strict=True)):
                 parsed[i] = episode.agent.parse(completion.text)
@@ -340,6 +349,7 @@ class RolloutEngine:
                 prompt_ids=completion.prompt_ids if completion else None,
                 response_ids=completion.token_ids if completion else None,
                 response_logprobs=completion.logprobs if completion else None,
+                response_allowed=completion.allowed_token_ids if completion else None,
             )
             episode.trajectory.steps.append(step)
             episode.agent.record(action, observation, info)

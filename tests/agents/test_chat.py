@@ -1,3 +1,5 @@
+import pytest
+
 from agentgym.agents.chat import AgentConfig, ChatAgent
 
 
@@ -46,3 +48,22 @@ def test_compact_prompts_for_small_models():
     assert "page one" not in user["content"] and "[step 1] action: click[a]" in user["content"]
     system = ChatAgent(AgentConfig(include_instructions=False), instructions="Long grammar.").prompt()[0]
     assert system["role"] == "system" and "Long grammar." not in system["content"]
+
+
+def test_allowed_completions_follow_the_admissible_actions_in_the_agents_format():
+    info = {"task": "buy", "available_actions": ["click[buy now]", "search[<query>]"]}
+    free = ChatAgent(AgentConfig())
+    free.start("page", info)
+    assert free.allowed_completions() is None
+    agent = ChatAgent(AgentConfig(constrain_actions=True), action_format="tool_call")
+    agent.start("page", info)
+    allowed = agent.allowed_completions()
+    assert allowed.exact == ("<tool_call>click[buy now]</tool_call>",)
+    assert allowed.open_prefixes == ("<tool_call>search[",)
+    agent.record("click[buy now]", "done", {})  # no admissible actions listed: nothing to constrain
+    assert agent.allowed_completions() is None
+
+
+def test_constrained_actions_exclude_a_required_think_block():
+    with pytest.raises(ValueError, match="require_think"):
+        AgentConfig(constrain_actions=True, require_think=True)

@@ -3,9 +3,13 @@ import time
 
 import pytest
 
+from agentgym.agents import AgentConfig
+from agentgym.core import AgentGymError
 from agentgym.policies import ExpertPolicy, SamplingParams
 from agentgym.policies.base import Completion
+from agentgym.policies.hf import HFPolicy
 from agentgym.rollout import GroupRequest, RolloutEngine
+from agentgym.trainers.models import load_model
 
 
 class TextPolicy:
@@ -64,6 +68,28 @@ def test_finished_episodes_generate_nothing_and_waves_reuse_slots():
     assert max(policy.batch_sizes) <= 3
     step = trajectories[0].steps[0]
     assert step.response_ids == [1, 2] and step.response_logprobs == [-0.1, -0.2] and step.prompt_ids == [5]
+
+
+def test_constrained_decoding_takes_only_admissible_actions(tiny_model_dir):
+    policy = HFPolicy(*load_model(str(tiny_model_dir), device="cpu"))
+    sampling = SamplingParams(temperature=1.0, max_tokens=24, seed=0)
+    constrained = AgentConfig(constrain_actions=True, show_available_actions=False)
+    with RolloutEngine("test-keydoor", num_slots=4, max_steps=6, agent_config=constrained) as engine:
+        groups = engine.run(policy, requests(2), group_size=2, sampling=sampling)
+    steps = [step for group in groups for t in group.trajectories for step in t.steps]
+    assert len(steps) >= 4 and all(step.valid for step in steps)
+    with RolloutEngine("test-keydoor", num_slots=4, max_steps=6) as engine:  # the untrained model, free
+        groups = engine.run(policy, requests(2), group_size=2, sampling=sampling)
+    assert not any(step.valid for group in groups for t in group.trajectories for step in t.steps)
+
+
+def test_constrained_decoding_needs_a_policy_that_supports_it():
+    config = AgentConfig(constrain_actions=True)
+    with (
+        RolloutEngine("test-keydoor", num_slots=2, agent_config=config) as engine,
+        pytest.raises(AgentGymError, match="constrained decoding"),
+    ):
+        engine.run(TextPolicy(keydoor_greedy), requests(1))
 
 
 def test_unparseable_completions_cost_a_turn_but_never_reach_the_env():

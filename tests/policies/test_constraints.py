@@ -1,0 +1,122 @@
+import pytest
+import torch
+
+from agentgym.agents.parsing import format_action
+from agentgym.policies import SamplingParams
+from agentgym.policies.constraints import AllowedCompletions, TokenTrie
+from agentgym.policies.hf import HFPolicy
+from agentgym.trainers.data import TurnRows, response_log_probs
+from agentgym.trainers.models import load_model
+
+PROMPT = [{"role": "user", "content": "The door to the attic is locked. A key lies here."}]
+ACTIONS = ["click[take key]", "click[open door]", "click[go north]", "search[<query>]"]
+
+
+@pytest.fixture(scope="module")
+def policy(tiny_model_dir):
+    return HFPolicy(*load_model(str(tiny_model_dir), device="cpu"))
+
+
+def test_templates_become_open_prefixes_and_the_rest_exact_completions():
+    allowed = AllowedCompletions.from_actions([*ACTIONS, "click[take key]", "click[< prev]"], format_action)
+    assert allowed.exact == (
+        "<action>click[take key]</action>",
+        "<action>click[open door]</action>",
+        "<action>click[go north]</action>",
+        "<action>click[< prev]</action>",
+    )
+    assert allowed.open_prefixes == ("<action>search[",)
+
+
+def test_the_trie_allows_only_paths_to_an_allowed_completion():
+    end = 0
+    trie = TokenTrie(exact=[[5, 6], [5, 7, 8]], open_prefixes=[[9]], end_id=end)
+    assert sorted(TokenTrie.allowed(trie.root)) == [5, 9]
+    after_5 = TokenTrie.advance(trie.root, 5)
+    assert sorted(TokenTrie.allowed(after_5)) == [6, 7]
+    assert TokenTrie.allowed(TokenTrie.advance(after_5, 6)) == [end]  # a finished completion must end
+    open_state = TokenTrie.advance(trie.root, 9)
+    assert TokenTrie.allowed(open_state) is None  # free text after an open prefix
+    assert TokenTrie.advance(open_state, 123) is None
+    with pytest.raises(KeyError):
+        TokenTrie.advance(trie.root, 6)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_constrained_completions_are_allowed_ones(policy, temperature):
+    exact = ACTIONS[:3]
+    allowed = AllowedCompletions.from_actions(exact, format_action)
+    sampling = SamplingParams(temperature=temperature, max_tokens=40, seed=5)
+    completions = policy.generate([PROMPT] * 16, sampling, allowed=[allowed] * 16)
+    eos = policy.tokenizer.eos_token_id
+    for completion in completions:
+        assert completion.text in allowed.exact
+        assert completion.token_ids[-1] == eos and completion.finish_reason == "stop"
+    if temperature > 0:  # sampling spreads over the allowed completions, it does not collapse onto one
+        assert len({c.text for c in completions}) >= 2
+    # Unconstrained, this untrained model writes none of them.
+    free = policy.generate([PROMPT] * 4, sampling)
+    assert not any(c.text in allowed.exact for c in free)
+
+
+def test_an_open_prefix_is_written_and_then_generation_is_free(policy):
+    allowed = AllowedCompletions.from_actions(["search[<query>]"], format_action)
+    [completion] = policy.generate(
+        [PROMPT], SamplingParams(temperature=1.0, max_tokens=12, seed=2), allowed=[allowed]
+    )
+    assert completion.text.startswith("<action>search[")
+    assert len(completion.text) > len("<action>search[")
+
+
+def test_logprobs_are_those_of_the_distribution_renormalised_over_the_allowed_tokens(policy):
+    allowed = AllowedCompletions.from_actions(ACTIONS[:3], format_action)
+    sampling = SamplingParams(temperature=0.7, max_tokens=40, seed=7)
+    [completion] = policy.generate([PROMPT], sampling, allowed=[allowed])
+    assert len(completion.allowed_token_ids) == len(completion.token_ids)
+    ids = torch.tensor([completion.prompt_ids + completion.token_ids])
+    with torch.no_grad():
+        logits = policy.model(ids).logits[0, len(completion.prompt_ids) - 1 : -1].float() / 0.7
+    for position, (token, tokens) in enumerate(
+        zip(completion.token_ids, completion.allowed_token_ids, strict=True)
+    ):
+        assert token in tokens
+        restricted = torch.log_softmax(logits[position, tokens], -1)
+        expected = restricted[tokens.index(token)].item()
+        assert completion.logprobs[position] == pytest.approx(expected, abs=1e-4)
+        if len(tokens) == 1:  # a forced token is no decision: probability 1
+            assert completion.logprobs[position] == pytest.approx(0.0, abs=1e-6)
+    assert any(len(tokens) > 1 for tokens in completion.allowed_token_ids)
+
+
+def test_the_trainer_recomputes_the_sampled_logprobs_of_constrained_turns(policy):
+    allowed = AllowedCompletions.from_actions([*ACTIONS[:3], "search[<query>]"], format_action)
+    sampling = SamplingParams(temperature=1.0, max_tokens=12, seed=3)
+    completions = policy.generate([PROMPT] * 6, sampling, allowed=[allowed] * 5 + [None])
+    rows = TurnRows(
+        [c.prompt_ids for c in completions],
+        [c.token_ids for c in completions],
+        [c.logprobs for c in completions],
+        [c.allowed_token_ids for c in completions],
+    )
+    batch, old = rows.micro_batch(range(len(rows)), policy.tokenizer.pad_token_id)
+    log_probs, entropy = response_log_probs(policy.model, batch, temperature=1.0, with_entropy=True)
+    mask = batch.response_mask.bool()
+    assert torch.allclose(log_probs[mask], old[mask], atol=1e-4)
+    forced = batch.allowed_mask.sum(-1) == 1
+    assert forced.any() and torch.allclose(entropy[forced], torch.zeros(()), atol=1e-5)
+    policy.model.zero_grad()
+    ((log_probs + entropy) * batch.response_mask).sum().backward()
+    grads = [p.grad for p in policy.model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    policy.model.zero_grad()
+
+
+def test_prompts_without_a_constraint_are_left_free(policy):
+    allowed = AllowedCompletions.from_actions(ACTIONS[:1], format_action)
+    sampling = SamplingParams(temperature=0.0, max_tokens=40)
+    constrained, free = policy.generate([PROMPT, PROMPT], sampling, allowed=[allowed, None])
+    [alone] = policy.generate([PROMPT], sampling)
+    assert constrained.text == allowed.exact[0]
+    assert free.token_ids == alone.token_ids
+    with pytest.raises(ValueError, match="entries"):
+        policy.generate([PROMPT, PROMPT], sampling, allowed=[allowed])
