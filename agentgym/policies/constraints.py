@@ -14,7 +14,7 @@ whole text), which is the segmentation behaviour cloning trained on.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,7 @@ class AllowedCompletions:
     open_prefixes: tuple[str, ...] = ()
 
     @classmethod
-    def from_actions(cls, actions: Sequence[str], render: Any) -> AllowedCompletions:
+    def from_actions(cls, actions: Sequence[str], render: Callable[[str], str]) -> AllowedCompletions:
         """From admissible actions (``click[x]``, templates such as ``search[<query>]``) and the agent's
         ``render(action) -> completion text``; a template allows its text up to the placeholder."""
         exact, open_prefixes = [], []
@@ -61,7 +61,7 @@ class TokenTrie:
     def __init__(self, exact: Sequence[Sequence[int]], open_prefixes: Sequence[Sequence[int]], end_id: int):
         self.root: dict[int, Any] = {}
         for ids in exact:
-            self._insert([*ids, end_id])[None] = True  # a leaf: nothing may follow the end token
+            self._insert([*ids, end_id])  # ends in an empty node: nothing may follow the end token
         for ids in open_prefixes:
             self._insert(ids)[_OPEN] = True
 
@@ -75,7 +75,7 @@ class TokenTrie:
     def allowed(state: dict[int, Any] | None) -> list[int] | None:
         if state is None or _OPEN in state:
             return None
-        return [token for token in state if token is not None and token >= 0]
+        return list(state)
 
     @staticmethod
     def advance(state: dict[int, Any] | None, token: int) -> dict[int, Any] | None:
