@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,9 @@ FORMAT_HINTS: dict[str, str] = {
     "tool_call": 'Call exactly one tool as <tool_call>{"name": ..., "arguments": {...}}</tool_call>.',
 }
 
+# A word a query may copy: whitespace-separated text without the brackets that delimit actions.
+_WORD = re.compile(r"[^\s\[\]]+")
+
 
 class AgentConfig(BaseModel):
     """How the agent builds prompts and reads actions."""
@@ -51,6 +55,11 @@ class AgentConfig(BaseModel):
         default=False,
         description="constrained decoding: the model writes only admissible actions where the environment "
         "lists them (policies that support it: hf)",
+    )
+    copy_free_text: bool = Field(
+        default=False,
+        description="with constrain_actions: free text in an action (a search query) is written with the "
+        "words of the task and the current observation only",
     )
     max_history_chars: int = Field(
         default=600, ge=0, description="observations in the memory are cut to this; 0 shows the actions alone"
@@ -69,6 +78,8 @@ class AgentConfig(BaseModel):
     def _check(self) -> AgentConfig:
         if self.constrain_actions and self.require_think:
             raise ValueError("constrain_actions writes bare actions, which require_think would reject")
+        if self.copy_free_text and not self.constrain_actions:
+            raise ValueError("copy_free_text limits constrained decoding; set constrain_actions=true as well")
         return self
 
 
@@ -135,7 +146,8 @@ class ChatAgent:
         actions = self.info.get("available_actions")
         if not self.config.constrain_actions or not actions:
             return None
-        return AllowedCompletions.from_actions([str(action) for action in actions], self.format)
+        words = _WORD.findall(f"{self.task} {self.observation}") if self.config.copy_free_text else None
+        return AllowedCompletions.from_actions([str(action) for action in actions], self.format, words)
 
     def parse(self, completion: str) -> ParsedAction:
         return parse_action(completion, self.action_format, self.config.require_think)

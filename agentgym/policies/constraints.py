@@ -5,7 +5,9 @@ commands, rendered in the agent's action format) and the prefixes after which th
 (``<action>search[`` for a search box). A :class:`TokenTrie` turns that into a token-level
 automaton: at each generation step it names the tokens that keep the completion on an allowed path,
 ends an exact completion with the end-of-turn token, and lets generation run unconstrained once an
-open prefix is written. Sampling then draws from the model's distribution restricted to those tokens.
+open prefix is written, or, given ``free_words``, limits that free text to those words' tokens (a
+query copied from the page) and then closes the action. Sampling then draws from the model's
+distribution restricted to those tokens.
 
 Completions are matched in their canonical tokenization (the tokenizer's own segmentation of the
 whole text), which is the segmentation behaviour cloning trained on.
@@ -14,7 +16,7 @@ whole text), which is the segmentation behaviour cloning trained on.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,17 +31,28 @@ class AllowedCompletions:
     """What a constrained policy may write for one prompt.
 
     ``exact``: whole completions, one of which is written verbatim. ``open_prefixes``: a completion
-    may also start with one of these and continue freely (a search query, say).
+    may also start with one of these and continue freely (a search query, say). ``free_words``: when
+    given, that free text is written with these words' tokens only and ends with the template's text
+    after its placeholder (``closings``, one per open prefix), so a query can only copy the words it
+    is shown.
     """
 
     exact: tuple[str, ...]
     open_prefixes: tuple[str, ...] = ()
+    closings: tuple[str, ...] = ()
+    free_words: tuple[str, ...] | None = None
 
     @classmethod
-    def from_actions(cls, actions: Sequence[str], render: Callable[[str], str]) -> AllowedCompletions:
+    def from_actions(
+        cls,
+        actions: Sequence[str],
+        render: Callable[[str], str],
+        free_words: Sequence[str] | None = None,
+    ) -> AllowedCompletions:
         """From admissible actions (``click[x]``, templates such as ``search[<query>]``) and the agent's
-        ``render(action) -> completion text``; a template allows its text up to the placeholder."""
-        exact, open_prefixes = [], []
+        ``render(action) -> completion text``; a template allows its text up to the placeholder, then
+        free text (made of ``free_words`` when given) and the rest of the template."""
+        exact, open_templates = [], {}
         for action in actions:
             placeholder = PLACEHOLDER.search(action)
             if placeholder is None:
@@ -47,8 +60,23 @@ class AllowedCompletions:
             else:
                 marker = "\x00"
                 rendered = render(action[: placeholder.start()] + marker + action[placeholder.end() :])
-                open_prefixes.append(rendered.split(marker, 1)[0])
-        return cls(tuple(dict.fromkeys(exact)), tuple(dict.fromkeys(open_prefixes)))
+                prefix, closing = rendered.split(marker, 1)
+                open_templates.setdefault(prefix, closing)
+        return cls(
+            tuple(dict.fromkeys(exact)),
+            tuple(open_templates),
+            tuple(open_templates.values()),
+            None if free_words is None else tuple(dict.fromkeys(free_words)),
+        )
+
+
+@dataclass(frozen=True)
+class _FreeText:
+    """The state inside a template's free text: any ``vocabulary`` token, until ``closing`` starts."""
+
+    vocabulary: frozenset[int]
+    closing: dict[int, Any]
+    allowed: list[int]
 
 
 class TokenTrie:
@@ -56,32 +84,64 @@ class TokenTrie:
 
     ``allowed(state)`` gives the token ids that may come next (None: anything may), and
     ``advance(state, token)`` the state after one of them. The start state is ``trie.root``.
+    ``free_vocabulary`` (optional) limits the free text after an open prefix to those tokens; it
+    then ends with the prefix's closing tokens and the end token.
     """
 
-    def __init__(self, exact: Sequence[Sequence[int]], open_prefixes: Sequence[Sequence[int]], end_id: int):
-        self.root: dict[int, Any] = {}
+    def __init__(
+        self,
+        exact: Sequence[Sequence[int]],
+        open_prefixes: Sequence[Sequence[int]],
+        end_id: int,
+        closings: Sequence[Sequence[int]] = (),
+        free_vocabulary: Collection[int] | None = None,
+    ):
+        nodes: dict[int, Any] = {}
         for ids in exact:
-            self._insert([*ids, end_id])  # ends in an empty node: nothing may follow the end token
-        for ids in open_prefixes:
-            self._insert(ids)[_OPEN] = True
-
-    def _insert(self, ids: Sequence[int]) -> dict[int, Any]:
-        node = self.root
-        for token in ids:
-            node = node.setdefault(token, {})
-        return node
+            _insert(nodes, [*ids, end_id])  # ends in an empty node: nothing may follow the end token
+        if free_vocabulary is not None and len(closings) != len(open_prefixes):
+            raise ValueError("limiting free text needs one closing per open prefix")
+        for index, ids in enumerate(open_prefixes):
+            free: _FreeText | None = None
+            if free_vocabulary is not None:
+                closing: dict[int, Any] = {}
+                _insert(closing, [*closings[index], end_id])
+                # A token that may start the closing always does, so the free text cannot swallow it.
+                vocabulary = frozenset(free_vocabulary) - closing.keys()
+                free = _FreeText(vocabulary, closing, sorted(vocabulary | closing.keys()))
+            _insert(nodes, ids)[_OPEN] = free
+        self.root = _enter(nodes)
 
     @staticmethod
-    def allowed(state: dict[int, Any] | None) -> list[int] | None:
-        if state is None or _OPEN in state:
+    def allowed(state: dict[int, Any] | _FreeText | None) -> list[int] | None:
+        if state is None:
             return None
+        if isinstance(state, _FreeText):
+            return state.allowed
         return list(state)
 
     @staticmethod
-    def advance(state: dict[int, Any] | None, token: int) -> dict[int, Any] | None:
-        if state is None or _OPEN in state:
+    def advance(state: dict[int, Any] | _FreeText | None, token: int) -> dict[int, Any] | _FreeText | None:
+        if state is None:
             return None
-        return state[token]
+        if isinstance(state, _FreeText):
+            if token in state.closing:
+                return _enter(state.closing[token])
+            if token not in state.vocabulary:
+                raise KeyError(token)
+            return state
+        return _enter(state[token])
+
+
+def _insert(node: dict[int, Any], ids: Sequence[int]) -> dict[int, Any]:
+    for token in ids:
+        node = node.setdefault(token, {})
+    return node
+
+
+def _enter(node: dict[int, Any]) -> dict[int, Any] | _FreeText | None:
+    """The state a node stands for: the free text it opens (None when unlimited), else itself."""
+    return node.get(_OPEN, node)
 
 
 class TrieBuilder:
@@ -105,4 +165,15 @@ class TrieBuilder:
     def build(self, allowed: AllowedCompletions) -> TokenTrie:
         if not allowed.exact and not allowed.open_prefixes:
             raise ValueError("constrained decoding needs at least one allowed completion")
-        return TokenTrie(self.encode(allowed.exact), self.encode(allowed.open_prefixes), self.end_id)
+        vocabulary = None
+        if allowed.free_words is not None:
+            # A word is written with or without the space before it (the first word of a query).
+            spellings = [spelling for word in allowed.free_words for spelling in (word, " " + word)]
+            vocabulary = {token for ids in self.encode(spellings) for token in ids}
+        return TokenTrie(
+            self.encode(allowed.exact),
+            self.encode(allowed.open_prefixes),
+            self.end_id,
+            self.encode(allowed.closings),
+            vocabulary,
+        )

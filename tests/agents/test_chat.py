@@ -64,6 +64,20 @@ def test_allowed_completions_follow_the_admissible_actions_in_the_agents_format(
     assert agent.allowed_completions() is None
 
 
+def test_copying_free_text_offers_the_words_of_the_task_and_the_observation():
+    info = {"task": "buy a red lamp", "available_actions": ["search[<query>]"]}
+    agent = ChatAgent(AgentConfig(constrain_actions=True, copy_free_text=True))
+    agent.start("WebShop [SEP] Instruction: [SEP] a red lamp, price lower than 30.00 [SEP] Search", info)
+    words = agent.allowed_completions().free_words
+    assert {"buy", "red", "lamp,", "30.00", "Search"} <= set(words)
+    assert not any("[" in word or "]" in word for word in words)
+    plain = ChatAgent(AgentConfig(constrain_actions=True))
+    plain.start("page", info)
+    assert plain.allowed_completions().free_words is None
+    with pytest.raises(ValueError, match="constrain_actions"):
+        AgentConfig(copy_free_text=True)
+
+
 def test_constrained_actions_exclude_a_required_think_block():
     with pytest.raises(ValueError, match="require_think"):
         AgentConfig(constrain_actions=True, require_think=True)

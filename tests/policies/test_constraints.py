@@ -26,6 +26,7 @@ def test_templates_become_open_prefixes_and_the_rest_exact_completions():
         "<action>click[< prev]</action>",
     )
     assert allowed.open_prefixes == ("<action>search[",)
+    assert allowed.closings == ("]</action>",) and allowed.free_words is None
 
 
 def test_the_trie_allows_only_paths_to_an_allowed_completion():
@@ -40,6 +41,23 @@ def test_the_trie_allows_only_paths_to_an_allowed_completion():
     assert TokenTrie.advance(open_state, 123) is None
     with pytest.raises(KeyError):
         TokenTrie.advance(trie.root, 6)
+
+
+def test_limited_free_text_takes_vocabulary_tokens_until_the_closing_starts():
+    end = 0
+    trie = TokenTrie(
+        exact=[[5, 6]], open_prefixes=[[9]], end_id=end, closings=[[3, 4]], free_vocabulary=[20, 21, 3]
+    )
+    free = TokenTrie.advance(trie.root, 9)
+    assert TokenTrie.allowed(free) == [3, 20, 21]  # the closing's first token never counts as free text
+    assert TokenTrie.advance(TokenTrie.advance(free, 20), 21) is free  # any number of vocabulary tokens
+    with pytest.raises(KeyError):
+        TokenTrie.advance(free, 22)
+    closing = TokenTrie.advance(free, 3)
+    assert TokenTrie.allowed(closing) == [4]
+    assert TokenTrie.allowed(TokenTrie.advance(closing, 4)) == [end]
+    with pytest.raises(ValueError, match="closing"):
+        TokenTrie(exact=[], open_prefixes=[[9]], end_id=end, free_vocabulary=[20])
 
 
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
@@ -66,6 +84,29 @@ def test_an_open_prefix_is_written_and_then_generation_is_free(policy):
     )
     assert completion.text.startswith("<action>search[")
     assert len(completion.text) > len("<action>search[")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_query_limited_to_free_words_copies_their_tokens_and_closes_the_action(policy, seed):
+    words = ["attic", "key", "door"]
+    allowed = AllowedCompletions.from_actions(["search[<query>]"], format_action, free_words=words)
+    sampling = SamplingParams(temperature=1.0, max_tokens=24, seed=seed)
+    completions = policy.generate([PROMPT] * 8, sampling, allowed=[allowed] * 8)
+    tokenizer = policy.tokenizer
+    spellings = [spelling for word in words for spelling in (word, " " + word)]
+    word_tokens = {t for ids in tokenizer(spellings, add_special_tokens=False)["input_ids"] for t in ids}
+    prefix = len(tokenizer("<action>search[", add_special_tokens=False)["input_ids"])
+    closing = tokenizer("]</action>", add_special_tokens=False)["input_ids"]
+    finished = [c for c in completions if c.finish_reason == "stop"]
+    for completion in completions:
+        assert completion.text.startswith("<action>search[")
+        written = completion.token_ids[prefix:]
+        query = written[: written.index(closing[0])] if closing[0] in written else written
+        assert set(query) <= word_tokens
+    for completion in finished:
+        assert completion.text.endswith("]</action>")
+        assert completion.token_ids[-1] == tokenizer.eos_token_id
+    assert finished  # the untrained model reaches the closing within the budget in some samples
 
 
 def test_logprobs_are_those_of_the_distribution_renormalised_over_the_allowed_tokens(policy):
