@@ -165,15 +165,12 @@ class TrieBuilder:
     def build(self, allowed: AllowedCompletions) -> TokenTrie:
         if not allowed.exact and not allowed.open_prefixes:
             raise ValueError("constrained decoding needs at least one allowed completion")
-        vocabulary = None
-        if allowed.free_words is not None:
+        vocabulary, closings = None, []
+        if allowed.free_words is not None and allowed.open_prefixes:  # a page of clicks has no free text
             # A word is written with or without the space before it (the first word of a query).
             spellings = [spelling for word in allowed.free_words for spelling in (word, " " + word)]
             vocabulary = {token for ids in self.encode(spellings) for token in ids}
+            closings = self.encode(allowed.closings)
         return TokenTrie(
-            self.encode(allowed.exact),
-            self.encode(allowed.open_prefixes),
-            self.end_id,
-            self.encode(allowed.closings),
-            vocabulary,
+            self.encode(allowed.exact), self.encode(allowed.open_prefixes), self.end_id, closings, vocabulary
         )
