@@ -92,7 +92,7 @@ def collate_allowed(
         for position, tokens in enumerate(row or []):
             if tokens:
                 k = K - len(row) + position
-                ids[b, k, : len(tokens)] = torch.tensor(list(tokens), dtype=torch.long)
+                ids[b, k, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
                 mask[b, k, : len(tokens)] = True
     return ids, mask
 

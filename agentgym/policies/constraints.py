@@ -24,6 +24,7 @@ from typing import Any
 PLACEHOLDER = re.compile(r"<[a-z_]+>")
 
 _OPEN = -1  # the trie key that marks "free text from here on"
+_MARKER = "\x00"  # stands in for a template's placeholder while the agent renders the template
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,8 @@ class AllowedCompletions:
             if placeholder is None:
                 exact.append(render(action))
             else:
-                marker = "\x00"
-                rendered = render(action[: placeholder.start()] + marker + action[placeholder.end() :])
-                prefix, closing = rendered.split(marker, 1)
+                rendered = render(action[: placeholder.start()] + _MARKER + action[placeholder.end() :])
+                prefix, closing = rendered.split(_MARKER, 1)
                 open_templates.setdefault(prefix, closing)
         return cls(
             tuple(dict.fromkeys(exact)),
