@@ -8,7 +8,8 @@ few iterations and reads its per-iteration timings back from metrics.jsonl. An u
 long gibberish, so pass a warm-started one for representative numbers: `model.spec=<run>/sft`. "environment" is the
 rollout minus the time inside the policy's generate call: environment steps, prompt building and
 action parsing. The first iteration is dropped as warm-up; the medians of the rest are printed with
-each phase's share of the iteration. Extra k=v arguments are training-config overrides.
+each phase's share of the iteration, then the tokens per second of generation and of the update
+and, on a GPU, the peak memory. Extra k=v arguments are training-config overrides.
 """
 
 from __future__ import annotations
@@ -70,6 +71,13 @@ def main() -> None:
     for name, seconds in medians.items():
         print(f"{name:<14}{seconds:>10.3f}{seconds / total:>9.1%}")
     print(f"{'iteration':<14}{total:>10.3f}{1:>9.0%}")
+    for name, unit in (
+        ("throughput/generation_tokens_per_s", "generated tokens/s"),
+        ("throughput/update_tokens_per_s", "update tokens/s (prompt + response, forward + backward)"),
+        ("memory/peak_gib", "GiB peak accelerator memory"),
+    ):
+        if name in measured[0]:
+            print(f"{statistics.median(m[name] for m in measured):,.1f} {unit}")
 
 
 if __name__ == "__main__":

@@ -17,10 +17,17 @@ class KeyDoorEnv(TextEnv):
     instructions = "Actions: 'go <room>', 'take key', 'open door'."
     splits = ("train", "test")
 
-    def __init__(self, num_rooms: int = 4, render_mode: str | None = None, tasks_per_split: int = 5):
+    def __init__(
+        self,
+        num_rooms: int = 4,
+        render_mode: str | None = None,
+        tasks_per_split: int = 5,
+        key_reward: float = 0.0,
+    ):
         super().__init__(render_mode=render_mode)
         self.num_rooms = num_rooms
         self.tasks_per_split = tasks_per_split
+        self.key_reward = key_reward  # partial credit for taking the key
 
     def task_ids(self, split: str) -> list[int]:
         offset = {"train": 0, "test": 1000}[split]
@@ -75,8 +82,9 @@ class KeyDoorEnv(TextEnv):
         if command not in self._actions():
             info = self._info(action_valid=False, error=f"{action[:40]!r} is not possible here")
             return self._observe("Nothing happens. " + self._describe()), 0.0, False, False, info
+        partial = 0.0
         if command == "take key":
-            self.has_key = True
+            self.has_key, partial = True, self.key_reward
         elif command == "open door":
             self.door_open = True
         else:
@@ -85,7 +93,7 @@ class KeyDoorEnv(TextEnv):
         info = self._info(action_valid=True)
         if won:
             info.update(won=True, score=1.0)
-        return self._observe(self._describe()), float(won), won, False, info
+        return self._observe(self._describe()), float(won) + partial, won, False, info
 
     def expert_action(self) -> str:
         if self.door_open:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from agentgym.agents.chat import AgentConfig
 from agentgym.trainers.losses import PolicyLossConfig
 from agentgym.trainers.models import TinyModelConfig
+from agentgym.trainers.rewards import RewardSource
 
 
 class _Section(BaseModel):
@@ -59,6 +60,10 @@ class RolloutSettings(_Section):
     workers: int = Field(default=64, ge=1, description="environment instances alive at once")
     timeout: float = Field(default=120.0, gt=0, description="seconds one environment call may take")
     split: str = Field(default="train", description="split the training tasks come from")
+    reward: RewardSource = Field(
+        default="env",
+        description="env: the environment's rewards; success: 1 at the end of a won episode, else 0",
+    )
 
 
 class OptimSettings(_Section):

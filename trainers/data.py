@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
+from agentgym.policies.hf import mixed_precision
+
 
 @dataclass
 class MicroBatch:
@@ -114,13 +116,14 @@ def response_log_probs(
     The logits that predict the K response tokens sit at positions L-K-1 .. L-2.
     """
     K = batch.targets.shape[1]
-    output = model(
-        input_ids=batch.input_ids,
-        attention_mask=batch.attention_mask,
-        position_ids=batch.position_ids,
-        use_cache=False,
-        logits_to_keep=K + 1,
-    )
+    with mixed_precision(model):
+        output = model(
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            position_ids=batch.position_ids,
+            use_cache=False,
+            logits_to_keep=K + 1,
+        )
     logits = output.logits[:, :-1, :].float()  # (B, K, V)
     if temperature > 0:
         logits = logits / temperature

