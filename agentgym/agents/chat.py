@@ -16,14 +16,14 @@ Example::
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentgym.agents.parsing import ActionFormat, ParsedAction, format_action, parse_action
 from agentgym.policies.base import Message
-from agentgym.policies.constraints import AllowedCompletions
+from agentgym.policies.constraints import PLACEHOLDER, AllowedCompletions
 
 BASE_SYSTEM_PROMPT = (
     "You are an agent acting in a text environment to accomplish a task. "
@@ -38,6 +38,46 @@ FORMAT_HINTS: dict[str, str] = {
 
 # A word a query may copy: whitespace-separated text without the brackets that delimit actions.
 _WORD = re.compile(r"[^\s\[\]]+")
+# The argument of a verb[argument] action, replaced by the position under ``ordinal_items``.
+_ARGUMENT = re.compile(r"\[[^\[\]]*\]$")
+
+
+def ordinal_action(item_action: str, position: int) -> str:
+    """``click[b0abc12345]`` at position 1 -> ``click[1]``; an action without an argument -> ``1``."""
+    if _ARGUMENT.search(item_action):
+        return _ARGUMENT.sub(f"[{position}]", item_action)
+    return str(position)
+
+
+def number_items(observation: str, item_actions: list[str]) -> str:
+    """``observation`` with ``(k) `` written before the k-th item's label, where the label (the
+    action's argument, case-insensitive) is found in order."""
+    pieces, start = [], 0
+    for position, action in enumerate(item_actions, start=1):
+        found = _ARGUMENT.search(action)
+        label = found.group(0)[1:-1] if found else action
+        match = re.search(rf"(?<!\w){re.escape(label)}(?!\w)", observation[start:], re.IGNORECASE)
+        if match is None:
+            continue
+        cut = start + match.start()
+        pieces += [observation[start:cut], f"({position}) "]
+        start = cut
+    return "".join([*pieces, observation[start:]])
+
+
+def _fill_with_spans(action: str, text: str) -> list[str]:
+    """A template action (``search[<query>]``) once for every run of consecutive words of ``text``;
+    any other action as it is."""
+    placeholder = PLACEHOLDER.search(action)
+    if placeholder is None:
+        return [action]
+    words = _WORD.findall(text)
+    head, tail = action[: placeholder.start()], action[placeholder.end() :]
+    return [
+        f"{head}{' '.join(words[start:stop])}{tail}"
+        for start in range(len(words))
+        for stop in range(start + 1, len(words) + 1)
+    ]
 
 
 class AgentConfig(BaseModel):
@@ -56,10 +96,17 @@ class AgentConfig(BaseModel):
         description="constrained decoding: the model writes only admissible actions where the environment "
         "lists them (policies that support it: hf)",
     )
-    copy_free_text: bool = Field(
+    copy_free_text: bool | Literal["span"] = Field(
         default=False,
         description="with constrain_actions: free text in an action (a search query) is written with the "
-        "words of the task and the current observation only",
+        "words of the task and the current observation only (true), or is a run of consecutive words of "
+        "the task ('span')",
+    )
+    ordinal_items: bool = Field(
+        default=False,
+        description="refer to the items an environment lists (info['item_actions'], e.g. the products of a "
+        "WebShop results page) by position: the observation numbers them '(1) ...', the model writes "
+        "click[1] for the first, and the agent sends the item's own action",
     )
     max_history_chars: int = Field(
         default=600, ge=0, description="observations in the memory are cut to this; 0 shows the actions alone"
@@ -106,14 +153,12 @@ class ChatAgent:
         self.system_prompt = "\n\n".join(part.strip() for part in parts if part and part.strip())
         self.task = ""
         self.history: list[_Turn] = []
-        self.observation = ""
-        self.info: dict[str, Any] = {}
+        self._observe("", {})
 
     def start(self, observation: str, info: dict[str, Any]) -> None:
         self.task = str(info.get("task", ""))
         self.history = []
-        self.observation = observation
-        self.info = info
+        self._observe(observation, info)
 
     def prompt(self) -> list[Message]:
         config = self.config
@@ -131,10 +176,13 @@ class ChatAgent:
                     lines.append(f"[step {offset}] observation: {observation}")
                 lines.append(f"[step {offset}] action: {turn.action}")
             lines.append("")
-        lines.append(f"Current observation (step {len(self.history) + 1}):\n{self.observation}")
+        observation = self.observation
+        if self._ordinals:
+            observation = number_items(observation, list(self._ordinals.values()))
+        lines.append(f"Current observation (step {len(self.history) + 1}):\n{observation}")
         actions = self.info.get("available_actions")
         if config.show_available_actions and actions:
-            listed = [str(action) for action in actions[: config.max_listed_actions]]
+            listed = [self._written(str(action)) for action in actions[: config.max_listed_actions]]
             more = f" (and {len(actions) - len(listed)} more)" if len(actions) > len(listed) else ""
             lines.append("\nAdmissible actions: " + ", ".join(listed) + more)
         user = {"role": "user", "content": "\n".join(lines)}
@@ -146,18 +194,38 @@ class ChatAgent:
         actions = self.info.get("available_actions")
         if not self.config.constrain_actions or not actions:
             return None
-        words = _WORD.findall(f"{self.task} {self.observation}") if self.config.copy_free_text else None
-        return AllowedCompletions.from_actions([str(action) for action in actions], self.format, words)
+        actions = [str(action) for action in actions]
+        words = None
+        if self.config.copy_free_text == "span":
+            actions = [filled for action in actions for filled in _fill_with_spans(action, self.task)]
+        elif self.config.copy_free_text:
+            words = _WORD.findall(f"{self.task} {self.observation}")
+        return AllowedCompletions.from_actions(actions, self.format, words)
 
     def parse(self, completion: str) -> ParsedAction:
-        return parse_action(completion, self.action_format, self.config.require_think)
+        parsed = parse_action(completion, self.action_format, self.config.require_think)
+        item = self._ordinals.get(parsed.action)
+        return parsed if item is None else replace(parsed, action=item)
 
     def format(self, action: str, thought: str = "") -> str:
         """The completion a model would write to take ``action`` (scripted policies, SFT targets)."""
-        return format_action(action, self.action_format, thought)
+        return format_action(self._written(action), self.action_format, thought)
+
+    def _observe(self, observation: str, info: dict[str, Any]) -> None:
+        self.observation, self.info = observation, info
+        # Under ordinal_items: ordinal action -> the listed item's action on this page, and back. An
+        # ordinal that another admissible action already spells is left out.
+        items = [str(item) for item in info.get("item_actions") or []] if self.config.ordinal_items else []
+        taken = {str(action) for action in info.get("available_actions") or []} - set(items)
+        ordinals = {ordinal_action(item, k): item for k, item in enumerate(items, start=1)}
+        self._ordinals = {ordinal: item for ordinal, item in ordinals.items() if ordinal not in taken}
+        self._ordinal_of = {item: ordinal for ordinal, item in self._ordinals.items()}
+
+    def _written(self, action: str) -> str:
+        """How the model writes ``action``: its ordinal when it is a listed item, else itself."""
+        return self._ordinal_of.get(action, action)
 
     def record(self, action: str, observation: str, info: dict[str, Any]) -> None:
         """Appends the step just taken and moves to the new observation."""
         self.history.append(_Turn(self.observation, action))
-        self.observation = observation
-        self.info = info
+        self._observe(observation, info)

@@ -71,7 +71,8 @@ class WebShopEnv(TextEnv):
     ``info``: ``task``, ``task_id``, ``split``, ``task_type`` (the product category), ``anchor``
     (``(page kind, query, page, asin, selected options, sub-page)``), ``available_actions`` (the
     clickable labels as ``click[...]`` commands, plus ``search[<query>]`` where the page has a
-    search bar), ``has_search_bar``, ``action_valid`` and ``error``; after ``buy now``: ``won``
+    search bar), ``item_actions`` (on a results page, the clicks on the listed products in display
+    order; empty elsewhere), ``has_search_bar``, ``action_valid`` and ``error``; after ``buy now``: ``won``
     (reward == 1), ``score`` (the reward) and ``reward_details`` (its components).
     """
 
@@ -213,6 +214,7 @@ class WebShopEnv(TextEnv):
             "task_type": self.goal.category,
             "anchor": tuple(self.state),
             "available_actions": list(self._actions),
+            "item_actions": [f"click[{label}]" for label in self._page.items],
             "has_search_bar": self._page.has_search_bar,
             **extra,
         }

@@ -56,6 +56,8 @@ class Page:
     observation: str
     clickables: Mapping[str, PageState]
     has_search_bar: bool = False
+    items: tuple[str, ...] = ()
+    """On a results page: the clickable labels of the listed products, in display order."""
 
 
 START = PageState()
@@ -86,7 +88,7 @@ def render(state: PageState, instruction: str, catalogue: Catalogue, show_attrib
             clickables.setdefault(
                 product.asin.lower(), PageState("item", state.query, state.page, product.asin)
             )
-        return Page(_join(parts), clickables)
+        return Page(_join(parts), clickables, items=tuple(dict.fromkeys(p.asin.lower() for p in shown)))
 
     product = catalogue.by_asin[state.asin]
     item = state._replace(subpage=None)

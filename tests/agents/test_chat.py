@@ -81,3 +81,60 @@ def test_copying_free_text_offers_the_words_of_the_task_and_the_observation():
 def test_constrained_actions_exclude_a_required_think_block():
     with pytest.raises(ValueError, match="require_think"):
         AgentConfig(constrain_actions=True, require_think=True)
+
+
+def test_copying_a_span_offers_every_run_of_consecutive_task_words():
+    info = {"task": "red lamp, cheap", "available_actions": ["click[back]", "search[<query>]"]}
+    agent = ChatAgent(AgentConfig(constrain_actions=True, copy_free_text="span"), action_format="raw")
+    agent.start("page", info)
+    allowed = agent.allowed_completions()
+    assert allowed.open_prefixes == () and allowed.free_words is None
+    assert set(allowed.exact) == {
+        "click[back]",
+        *(
+            f"search[{span}]"
+            for span in ("red", "red lamp,", "red lamp, cheap", "lamp,", "lamp, cheap", "cheap")
+        ),
+    }
+
+
+RESULTS = "Page 1 [SEP] Next > [SEP] B0AAA11111 [SEP] Red Lamp [SEP] $9.99 [SEP] B0BBB22222 [SEP] Blue Lamp"
+RESULTS_INFO = {
+    "task": "a lamp",
+    "available_actions": ["click[next >]", "click[b0aaa11111]", "click[b0bbb22222]"],
+    "item_actions": ["click[b0aaa11111]", "click[b0bbb22222]"],
+}
+
+
+def test_ordinal_items_are_numbered_written_by_place_and_sent_by_id():
+    config = AgentConfig(ordinal_items=True, constrain_actions=True, show_available_actions=False)
+    agent = ChatAgent(config, action_format="tags")
+    agent.start(RESULTS, RESULTS_INFO)
+    assert (
+        "Next > [SEP] (1) B0AAA11111 [SEP] Red Lamp [SEP] $9.99 [SEP] (2) B0BBB22222"
+        in agent.prompt()[-1]["content"]
+    )
+    assert agent.format("click[b0bbb22222]") == "<action>click[2]</action>"
+    assert agent.format("click[next >]") == "<action>click[next >]</action>"
+    assert agent.parse("<action>click[2]</action>").action == "click[b0bbb22222]"
+    assert agent.parse("<action>click[3]</action>").action == "click[3]"  # no third item: the env says so
+    assert agent.allowed_completions().exact == (
+        "<action>click[next >]</action>",
+        "<action>click[1]</action>",
+        "<action>click[2]</action>",
+    )
+    agent.record("click[b0aaa11111]", "Red Lamp [SEP] Buy Now", {"available_actions": ["click[buy now]"]})
+    assert "[step 1] action: click[b0aaa11111]" in agent.prompt()[-1]["content"]  # memory shows what was done
+    assert agent.parse("<action>click[1]</action>").action == "click[1]"  # no items on this page
+
+
+def test_ordinals_stay_off_by_default_and_yield_to_an_action_of_the_same_text():
+    agent = ChatAgent(AgentConfig(), action_format="tags")
+    agent.start(RESULTS, RESULTS_INFO)
+    assert "(1)" not in agent.prompt()[1]["content"]
+    assert agent.format("click[b0aaa11111]") == "<action>click[b0aaa11111]</action>"
+    clash = dict(RESULTS_INFO, available_actions=[*RESULTS_INFO["available_actions"], "click[1]"])
+    agent = ChatAgent(AgentConfig(ordinal_items=True), action_format="tags")
+    agent.start(RESULTS, clash)
+    assert agent.parse("<action>click[1]</action>").action == "click[1]"
+    assert agent.parse("<action>click[2]</action>").action == "click[b0bbb22222]"

@@ -30,6 +30,7 @@ def test_search_page(env):
     observation, info = env.reset(seed=0, options={"task_id": TEA_TASK})
     assert observation == f"WebShop [SEP] Instruction: [SEP] {instruction(env)} [SEP] Search"
     assert info["available_actions"] == ["search[<query>]"] and info["has_search_bar"]
+    assert info["item_actions"] == []
     assert info["anchor"] == ("search", "", 1, None, (), None)
     assert (info["task"], info["task_id"], info["split"], info["task_type"]) == (
         instruction(env),
@@ -51,6 +52,8 @@ def test_results_page(env):
     assert "< Prev" not in observation
     assert info["available_actions"][:2] == ["click[back to search]", "click[next >]"]
     assert "click[b0fx000003]" in info["available_actions"]
+    products = [a for a in info["available_actions"] if a.startswith("click[b0")]
+    assert info["item_actions"] == products and products[0] == "click[b0fx000003]"  # in display order
     assert not info["has_search_bar"]
     assert info["anchor"] == ("results", "chamomile honey tea", 1, None, (), None)
 
@@ -113,6 +116,7 @@ def test_paging(env):
     # page 2 of 2 hits (the two teas) lists nothing, but still offers Next > (as the original)
     assert observation.endswith("Page 2 (Total results: 2) [SEP] < Prev [SEP] Next >")
     assert info["available_actions"] == ["click[back to search]", "click[< prev]", "click[next >]"]
+    assert info["item_actions"] == []
     *_, info = env.step("click[< prev]")
     assert info["anchor"][:3] == ("results", "tea", 1)
 
