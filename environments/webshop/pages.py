@@ -88,7 +88,8 @@ def render(state: PageState, instruction: str, catalogue: Catalogue, show_attrib
             clickables.setdefault(
                 product.asin.lower(), PageState("item", state.query, state.page, product.asin)
             )
-        return Page(_join(parts), clickables, items=tuple(dict.fromkeys(p.asin.lower() for p in shown)))
+        items = tuple(label for label, target in clickables.items() if target.kind == "item")
+        return Page(_join(parts), clickables, items=items)
 
     product = catalogue.by_asin[state.asin]
     item = state._replace(subpage=None)
