@@ -139,9 +139,10 @@ class HFPolicy:
             attention[row, width - len(ids) :] = 1
         input_ids, attention = input_ids.to(device), attention.to(device)
 
-        generated, logprobs, allowed = sample_tokens(
-            self.model, input_ids, attention, sampling, self._eos_ids(), generator, tries
-        )
+        with mixed_precision(self.model):
+            generated, logprobs, allowed = sample_tokens(
+                self.model, input_ids, attention, sampling, self._eos_ids(), generator, tries
+            )
         completions = []
         stops = sampling.stop
         for row, ids in enumerate(prompt_ids):
@@ -195,19 +196,6 @@ def sample_tokens(
     model's distribution renormalised over them, and that is the distribution its log-probs are
     taken from (the trainer renormalises over the same tokens when it recomputes them).
     """
-    with mixed_precision(model):
-        return _sample_tokens(model, input_ids, attention_mask, sampling, eos_ids, generator, tries)
-
-
-def _sample_tokens(
-    model: Any,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    sampling: SamplingParams,
-    eos_ids: set[int],
-    generator: torch.Generator | None,
-    tries: Sequence[TokenTrie | None] | None,
-) -> tuple[list[list[int]], list[list[float]], list[list[list[int] | None]]]:
     batch = input_ids.shape[0]
     device = input_ids.device
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
