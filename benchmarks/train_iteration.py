@@ -1,7 +1,9 @@
-"""Where the time of one RL iteration goes: generation, environment, probing, advantages, update.
+"""Where the time of one RL iteration goes: generation, environment, probing, advantages, update,
+weight sync.
 
     python benchmarks/train_iteration.py [--env webshop] [--algo gigpo] [--iterations 6] [k=v ...]
     python benchmarks/train_iteration.py --env search-qa --algo igpo     # IGPO's probing share
+    python benchmarks/train_iteration.py model.generator=vllm            # generation with vLLM
 
 Runs the real trainer (the environment's recipe without its SFT stage, a one-task evaluation) for a
 few iterations and reads its per-iteration timings back from metrics.jsonl. An untrained model writes
@@ -31,6 +33,7 @@ PHASES = {
     "probing": lambda m: m.get("timing/probing", 0.0),
     "advantages": lambda m: m["timing/advantages"],
     "update": lambda m: m["timing/update"],
+    "weight sync": lambda m: m.get("timing/weight_sync", 0.0),
 }
 
 

@@ -34,7 +34,14 @@ def tiny_model_dir(tmp_path_factory, toy_envs):
     """A small tiny-model directory built for the key-door toy environment."""
     from agentgym.trainers.models import TinyModelConfig, build_tiny
 
+    # One attention head of width 32: vLLM's CPU attention has no kernel for heads narrower than that.
     config = TinyModelConfig(
-        vocab_size=400, hidden_size=32, intermediate_size=64, num_layers=2, corpus_episodes=10
+        vocab_size=400,
+        hidden_size=32,
+        intermediate_size=64,
+        num_layers=2,
+        num_heads=1,
+        num_kv_heads=1,
+        corpus_episodes=10,
     )
     return build_tiny("test-keydoor", config=config, directory=tmp_path_factory.mktemp("models") / "tiny")

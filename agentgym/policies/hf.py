@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from agentgym.policies.base import Completion, Message, SamplingParams
-from agentgym.policies.constraints import AllowedCompletions, TokenTrie, TrieBuilder
+from agentgym.policies.constraints import AllowedCompletions, TokenTrie, TrieBuilder, allowed_token_mask
 
 
 def default_device() -> torch.device:
@@ -152,7 +152,9 @@ class HFPolicy:
                 finish = "stop"
             text = self.tokenizer.decode(tokens, skip_special_tokens=True)
             if stops:
-                tokens, token_logprobs, text, stopped = self._cut_at_stop(tokens, token_logprobs, text, stops)
+                tokens, token_logprobs, text, stopped = cut_at_stop(
+                    self.tokenizer, tokens, token_logprobs, text, stops
+                )
                 finish = "stop" if stopped else finish
             row_allowed = allowed[row][: len(tokens)] if tries[row] is not None else None
             completions.append(Completion(text, tokens, token_logprobs, list(ids), finish, row_allowed))
@@ -163,18 +165,23 @@ class HFPolicy:
         ids = ids if isinstance(ids, list) else [ids]
         return {i for i in [*ids, self.tokenizer.eos_token_id] if i is not None}
 
-    def _cut_at_stop(
-        self, tokens: list[int], logprobs: list[float], text: str, stops: list[str]
-    ) -> tuple[list[int], list[float], str, bool]:
-        positions = [text.find(s) + len(s) for s in stops if s in text]
-        if not positions:
-            return tokens, logprobs, text, False
-        end = min(positions)
-        # Keep the shortest token prefix whose text covers the stop string.
-        for n in range(1, len(tokens) + 1):
-            if len(self.tokenizer.decode(tokens[:n], skip_special_tokens=True)) >= end:
-                return tokens[:n], logprobs[:n], text[:end], True
-        return tokens, logprobs, text[:end], True
+    def sync_weights(self, model: Any) -> None:
+        """Nothing to copy: generation runs on the trainer's own model."""
+
+
+def cut_at_stop(
+    tokenizer: Any, tokens: list[int], logprobs: list[float], text: str, stops: list[str]
+) -> tuple[list[int], list[float], str, bool]:
+    """A completion cut after its first stop string: the shortest token prefix whose text covers
+    it, that prefix's log-probs, the text up to the stop string's end, and whether one was found."""
+    positions = [text.find(s) + len(s) for s in stops if s in text]
+    if not positions:
+        return tokens, logprobs, text, False
+    end = min(positions)
+    for n in range(1, len(tokens) + 1):
+        if len(tokenizer.decode(tokens[:n], skip_special_tokens=True)) >= end:
+            return tokens[:n], logprobs[:n], text[:end], True
+    return tokens, logprobs, text[:end], True
 
 
 def sample_tokens(
@@ -256,14 +263,7 @@ def _restrict(log_probs: torch.Tensor, allowed: Sequence[list[int] | None]) -> t
     """``log_probs`` (B, V) renormalised over each row's allowed tokens (-inf elsewhere)."""
     if all(tokens is None for tokens in allowed):
         return log_probs
-    # One scatter for the whole batch: a per-row loop costs a device round trip per row on a GPU.
-    # An empty list only follows the end token, where the row has stopped: it is left unrestricted.
-    rows = [row for row, tokens in enumerate(allowed) if tokens]
-    keep = torch.ones_like(log_probs, dtype=torch.bool)
-    keep[rows] = False
-    row_index = torch.tensor([row for row in rows for _ in allowed[row]], dtype=torch.long)
-    token_index = torch.tensor([token for row in rows for token in allowed[row]], dtype=torch.long)
-    keep[row_index.to(keep.device), token_index.to(keep.device)] = True
+    keep = allowed_token_mask(allowed, log_probs.shape, log_probs.device)
     return torch.log_softmax(log_probs.masked_fill(~keep, float("-inf")), dim=-1)
 
 

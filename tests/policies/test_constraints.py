@@ -13,8 +13,16 @@ ACTIONS = ["click[take key]", "click[open door]", "click[go north]", "search[<qu
 
 
 @pytest.fixture(scope="module")
-def policy(tiny_model_dir):
-    return HFPolicy(*load_model(str(tiny_model_dir), device="cpu"))
+def model(tiny_model_dir):
+    return load_model(str(tiny_model_dir), device="cpu")[0]
+
+
+@pytest.fixture(scope="module", params=["hf", "vllm"])
+def policy(request, tiny_model_dir, model):
+    """Both generators that decode under constraints; the same tests hold for each."""
+    if request.param == "vllm":
+        return request.getfixturevalue("vllm_policy")
+    return HFPolicy(model, load_model(str(tiny_model_dir), device="cpu")[1])
 
 
 def test_templates_become_open_prefixes_and_the_rest_exact_completions():
@@ -109,14 +117,14 @@ def test_a_query_limited_to_free_words_copies_their_tokens_and_closes_the_action
     assert finished  # the untrained model reaches the closing within the budget in some samples
 
 
-def test_logprobs_are_those_of_the_distribution_renormalised_over_the_allowed_tokens(policy):
+def test_logprobs_are_those_of_the_distribution_renormalised_over_the_allowed_tokens(policy, model):
     allowed = AllowedCompletions.from_actions(ACTIONS[:3], format_action)
     sampling = SamplingParams(temperature=0.7, max_tokens=40, seed=7)
     [completion] = policy.generate([PROMPT], sampling, allowed=[allowed])
     assert len(completion.allowed_token_ids) == len(completion.token_ids)
     ids = torch.tensor([completion.prompt_ids + completion.token_ids])
     with torch.no_grad():
-        logits = policy.model(ids).logits[0, len(completion.prompt_ids) - 1 : -1].float() / 0.7
+        logits = model(ids).logits[0, len(completion.prompt_ids) - 1 : -1].float() / 0.7
     for position, (token, tokens) in enumerate(
         zip(completion.token_ids, completion.allowed_token_ids, strict=True)
     ):
@@ -129,7 +137,7 @@ def test_logprobs_are_those_of_the_distribution_renormalised_over_the_allowed_to
     assert any(len(tokens) > 1 for tokens in completion.allowed_token_ids)
 
 
-def test_the_trainer_recomputes_the_sampled_logprobs_of_constrained_turns(policy):
+def test_the_trainer_recomputes_the_sampled_logprobs_of_constrained_turns(policy, model):
     allowed = AllowedCompletions.from_actions([*ACTIONS[:3], "search[<query>]"], format_action)
     sampling = SamplingParams(temperature=1.0, max_tokens=12, seed=3)
     completions = policy.generate([PROMPT] * 6, sampling, allowed=[allowed] * 5 + [None])
@@ -140,16 +148,16 @@ def test_the_trainer_recomputes_the_sampled_logprobs_of_constrained_turns(policy
         [c.allowed_token_ids for c in completions],
     )
     batch, old = rows.micro_batch(range(len(rows)), policy.tokenizer.pad_token_id)
-    log_probs, entropy = response_log_probs(policy.model, batch, temperature=1.0, with_entropy=True)
+    log_probs, entropy = response_log_probs(model, batch, temperature=1.0, with_entropy=True)
     mask = batch.response_mask.bool()
     assert torch.allclose(log_probs[mask], old[mask], atol=1e-4)
     forced = batch.allowed_mask.sum(-1) == 1
     assert forced.any() and torch.allclose(entropy[forced], torch.zeros(()), atol=1e-5)
-    policy.model.zero_grad()
+    model.zero_grad()
     ((log_probs + entropy) * batch.response_mask).sum().backward()
-    grads = [p.grad for p in policy.model.parameters() if p.grad is not None]
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
-    policy.model.zero_grad()
+    model.zero_grad()
 
 
 def test_prompts_without_a_constraint_are_left_free(policy):

