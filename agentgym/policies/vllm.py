@@ -157,6 +157,9 @@ class VLLMPolicy:
             kv_cache_gib = 1.0 if kv_cache_gib is None else kv_cache_gib  # else vLLM takes most of RAM
         if kv_cache_gib is not None:
             engine_kwargs["kv_cache_memory_bytes"] = int(kv_cache_gib * 2**30)
+        # The constraint reads each request's running token list, which asynchronous scheduling
+        # fills with placeholders for tokens still being sampled.
+        engine_kwargs.setdefault("async_scheduling", False)
         # vLLM reseeds the global generators and lowers torch's threads to 1 for serving; the
         # trainer that shares this process keeps its own.
         threads, python_state, numpy_state = torch.get_num_threads(), random.getstate(), np.random.get_state()
