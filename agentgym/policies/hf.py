@@ -59,6 +59,12 @@ def render_chat(tokenizer: Any, messages: list[Message]) -> str:
     return text + "<|assistant|>\n"
 
 
+def encode_chats(tokenizer: Any, prompts: Sequence[list[Message]]) -> list[list[int]]:
+    """The token ids of each prompt as the model reads it (its chat template applied)."""
+    texts = [render_chat(tokenizer, messages) for messages in prompts]
+    return [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+
+
 class HFPolicy:
     """Generation with a ``transformers`` causal LM held in memory (CPU or GPU).
 
@@ -89,10 +95,6 @@ class HFPolicy:
         model = AutoModelForCausalLM.from_pretrained(name_or_path, **model_kwargs).to(device_obj)
         return cls(model, tokenizer)
 
-    def encode_prompts(self, prompts: Sequence[list[Message]]) -> list[list[int]]:
-        texts = [render_chat(self.tokenizer, messages) for messages in prompts]
-        return [self.tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
-
     @torch.no_grad()
     def generate(
         self,
@@ -104,7 +106,7 @@ class HFPolicy:
         if allowed is not None and len(allowed) != len(prompts):
             raise ValueError(f"allowed has {len(allowed)} entries for {len(prompts)} prompts")
         tries = [self._tries.build(a) if a is not None else None for a in allowed or [None] * len(prompts)]
-        prompt_ids = self.encode_prompts(prompts)
+        prompt_ids = encode_chats(self.tokenizer, prompts)
         # Sorting by length keeps padding inside each micro-batch small.
         order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
         results: list[Completion | None] = [None] * len(prompt_ids)

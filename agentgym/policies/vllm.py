@@ -36,7 +36,7 @@ import torch
 from agentgym.core import AgentGymError
 from agentgym.policies.base import Completion, Message, SamplingParams
 from agentgym.policies.constraints import AllowedCompletions, TokenTrie, TrieBuilder, allowed_token_mask
-from agentgym.policies.hf import cut_at_stop, load_tokenizer, render_chat
+from agentgym.policies.hf import cut_at_stop, encode_chats, load_tokenizer
 
 CONSTRAINT_KEY = "agentgym_allowed"
 """The key of a request's ``SamplingParams.extra_args`` that carries its trie's token ids."""
@@ -182,10 +182,6 @@ class VLLMPolicy:
         random.setstate(python_state)
         np.random.set_state(numpy_state)
 
-    def encode_prompts(self, prompts: Sequence[list[Message]]) -> list[list[int]]:
-        texts = [render_chat(self.tokenizer, messages) for messages in prompts]
-        return [self.tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
-
     def generate(
         self,
         prompts: Sequence[list[Message]],
@@ -201,7 +197,7 @@ class VLLMPolicy:
         specs = [
             self._tries.token_spec(a) if a is not None else None for a in allowed or [None] * len(prompts)
         ]
-        prompt_ids = self.encode_prompts(prompts)
+        prompt_ids = encode_chats(self.tokenizer, prompts)
         requests = [
             EngineSampling(
                 temperature=sampling.temperature,
