@@ -165,12 +165,20 @@ class TrieBuilder:
             self._ids.update(zip(missing, encoded, strict=True))
         return [self._ids[text] for text in texts]
 
-    def build(self, allowed: AllowedCompletions) -> TokenTrie:
-        return TokenTrie(**self.token_spec(allowed))
+    def token_specs(
+        self, allowed: Sequence[AllowedCompletions | None] | None, num_prompts: int
+    ) -> list[dict[str, Any] | None]:
+        """Per prompt, ``TokenTrie``'s arguments for its ``allowed`` entry as plain lists (what a
+        generator running elsewhere, a vLLM engine, needs to build the same trie), None where the
+        prompt is free; ``allowed`` None leaves every prompt free."""
+        if allowed is None:
+            return [None] * num_prompts
+        if len(allowed) != num_prompts:
+            raise ValueError(f"allowed has {len(allowed)} entries for {num_prompts} prompts")
+        return [self.token_spec(entry) if entry is not None else None for entry in allowed]
 
     def token_spec(self, allowed: AllowedCompletions) -> dict[str, Any]:
-        """``TokenTrie``'s arguments for ``allowed``, as plain lists: what a generator running
-        elsewhere (a vLLM engine) needs to build the same trie."""
+        """``TokenTrie``'s arguments for one prompt's ``allowed``."""
         if not allowed.exact and not allowed.open_prefixes:
             raise ValueError("constrained decoding needs at least one allowed completion")
         vocabulary, closings = None, []

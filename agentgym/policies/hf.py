@@ -103,9 +103,8 @@ class HFPolicy:
         allowed: Sequence[AllowedCompletions | None] | None = None,
     ) -> list[Completion]:
         """One completion per prompt; ``allowed[i]`` (when given and not None) constrains prompt i's."""
-        if allowed is not None and len(allowed) != len(prompts):
-            raise ValueError(f"allowed has {len(allowed)} entries for {len(prompts)} prompts")
-        tries = [self._tries.build(a) if a is not None else None for a in allowed or [None] * len(prompts)]
+        specs = self._tries.token_specs(allowed, len(prompts))
+        tries = [TokenTrie(**spec) if spec is not None else None for spec in specs]
         prompt_ids = encode_chats(self.tokenizer, prompts)
         # Sorting by length keeps padding inside each micro-batch small.
         order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))

