@@ -480,6 +480,7 @@ class Trainer:
                     summary.update(success_after_rl=after["success_rate"], score_after_rl=after["mean_score"])
         finally:
             self.engine.close()
+            self.policy.close()
             log.close()
 
         summary["wall_seconds"] = elapsed_before + time.monotonic() - started

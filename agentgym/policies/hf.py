@@ -169,6 +169,9 @@ class HFPolicy:
     def sync_weights(self, model: Any) -> None:
         """Nothing to copy: generation runs on the trainer's own model."""
 
+    def close(self) -> None:
+        """Nothing to release: the model belongs to its caller."""
+
 
 def cut_at_stop(
     tokenizer: Any, tokens: list[int], logprobs: list[float], text: str, stops: list[str]

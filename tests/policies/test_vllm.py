@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from agentgym.agents.parsing import format_action
+from agentgym.core import AgentGymError
 from agentgym.policies import SamplingParams, make_policy
 from agentgym.policies.constraints import AllowedCompletions
 from agentgym.policies.hf import HFPolicy
@@ -71,6 +72,18 @@ def test_an_engine_leaves_the_callers_generators_and_threads_alone(tiny_model_di
     assert torch.equal(torch.rand(4), expected)
     assert torch.get_num_threads() == threads
     assert type(policy).__name__ == "VLLMPolicy"
+
+
+def test_closing_an_engine_leaves_the_other_engines_of_the_process_working(vllm_policy, tiny_model_dir):
+    from agentgym.policies.vllm import VLLMPolicy
+
+    sampling = SamplingParams(temperature=0.0, max_tokens=8)
+    expected = [c.token_ids for c in vllm_policy.generate(PROMPTS, sampling)]
+    closed = VLLMPolicy(tiny_model_dir, kv_cache_gib=0.25)
+    closed.close()
+    with pytest.raises(AgentGymError, match="closed"):
+        closed.generate(PROMPTS, sampling)
+    assert [c.token_ids for c in vllm_policy.generate(PROMPTS, sampling)] == expected
 
 
 def test_sync_weights_brings_the_trained_weights_into_the_engine(tiny_model_dir, hf_policy):

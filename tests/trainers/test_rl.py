@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from agentgym.config import load_config
+from agentgym.core import AgentGymError
 from agentgym.evaluation import EvalConfig, evaluate
 from agentgym.trainers.config import TrainConfig
 from agentgym.trainers.rl import Trainer, iteration_tasks, throughput
@@ -116,8 +117,11 @@ def test_the_vllm_generator_acts_like_the_trained_model_at_every_evaluation(
 
     monkeypatch.setattr(Trainer, "evaluate", evaluate_after_comparing)
     model = {"spec": str(tiny_model_dir), "threads": 1, "generator": "vllm", "vllm": {"kv_cache_gib": 0.25}}
-    Trainer(small_run(tiny_model_dir, tmp_path / "run", model=model)).fit()
+    trainer = Trainer(small_run(tiny_model_dir, tmp_path / "run", model=model))
+    trainer.fit()
     assert compared == ["before_rl", "after_rl"]  # after SFT, and after the last update
+    with pytest.raises(AgentGymError, match="closed"):  # the run released its engine
+        trainer.policy.generate(prompts, sampling)
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert all(m["timing/weight_sync"] > 0 for m in metrics)
 
