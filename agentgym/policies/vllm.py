@@ -112,6 +112,16 @@ _open_engines = 0
 _closed_cores: list[Any] = []
 
 
+def _track_engine(owner: object, client: Any) -> weakref.finalize:
+    """Takes over vLLM's finalizer of ``owner``'s engine: the returned finalizer (called by
+    ``close()`` or when ``owner`` is collected) shuts the engine down in turn with the others."""
+    global _open_engines
+    client._finalizer.detach()
+    with _engines_lock:
+        _open_engines += 1
+    return weakref.finalize(owner, _close_engine, client.engine_core)
+
+
 def _close_engine(core: Any) -> None:
     """Shuts an engine down once no other is open in this process. vLLM's in-process shutdown also
     tears down the process-wide distributed state that every in-process engine runs on, so closing
@@ -211,14 +221,7 @@ class VLLMPolicy:
         torch.set_num_threads(threads)
         random.setstate(python_state)
         np.random.set_state(numpy_state)
-        # The engine is shut down by close() or when collected, as vLLM would, but in turn with
-        # the other engines of this process (see _close_engine).
-        global _open_engines
-        client = self.llm.llm_engine.engine_core
-        client._finalizer.detach()
-        with _engines_lock:
-            _open_engines += 1
-        self._closer = weakref.finalize(self, _close_engine, client.engine_core)
+        self._closer = _track_engine(self, self.llm.llm_engine.engine_core)
 
     def close(self) -> None:
         """Releases the engine (its KV cache and weights); the policy cannot generate afterwards."""
