@@ -117,6 +117,12 @@ def test_train_keeps_recipe_estimator_settings_only_for_the_recipe_algorithm(age
     assert chosen["estimator"] == {"K": 3}
 
 
+@pytest.mark.parametrize("env", ["webshop", "alfworld", "search-qa"])
+def test_recipes_pin_the_thread_count_their_numbers_were_measured_with(agentgym_cli, env):
+    assert _train_config(agentgym_cli, "--env", env)["model"]["threads"] == 2
+    assert _train_config(agentgym_cli, "--env", env, "model.threads=8")["model"]["threads"] == 8
+
+
 def test_check_env_exit_codes(agentgym_cli):
     assert agentgym_cli("check-env", "test-keydoor", "--fuzz-steps", "50")[0] == 0
     code, out, _ = agentgym_cli("check-env", "test-invalid-moves", "--fuzz-steps", "50")

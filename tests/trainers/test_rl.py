@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from agentgym.config import load_config
 from agentgym.core import AgentGymError
@@ -57,6 +58,17 @@ def test_throughput_counts_written_tokens_and_every_token_of_each_epoch():
     )
     rates = throughput(batch, {"timing/generation": 2.0, "timing/update": 4.0}, epochs=2)
     assert rates == {"throughput/generation_tokens_per_s": 4.0, "throughput/update_tokens_per_s": 19.0}
+
+
+def test_a_run_computes_on_the_configured_number_of_threads(tiny_model_dir, tmp_path):
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        config = small_run(tiny_model_dir, tmp_path / "run", iterations=1, sft={"enabled": False})
+        Trainer(config).fit()
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_a_run_writes_everything_it_promises(tiny_model_dir, tmp_path):
