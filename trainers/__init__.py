@@ -7,8 +7,8 @@ Example::
 
     A = compute_advantages("gigpo", StepBatch.from_records(records), gamma=0.95, invalid_penalty=0.1)
 
-Estimators are numpy only; the losses (torch) load on first use, so computing advantages never
-imports torch.
+Estimators are numpy only; the losses and the trainer (torch) load on first use, so computing
+advantages never imports torch.
 """
 
 from __future__ import annotations
@@ -26,19 +26,27 @@ from agentgym.trainers.estimators import (
     register_estimator,
 )
 
-_LOSSES = (
-    "PolicyLossConfig",
-    "aggregate",
-    "dynamic_sampling_mask",
-    "entropy_from_logits",
-    "kl_penalty",
-    "policy_loss",
-)
+# Loaded on first use, so that computing advantages never imports torch: name -> module.
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "PolicyLossConfig",
+            "aggregate",
+            "dynamic_sampling_mask",
+            "entropy_from_logits",
+            "kl_penalty",
+            "policy_loss",
+        ),
+        "agentgym.trainers.losses",
+    ),
+    "TrainConfig": "agentgym.trainers.config",
+    "Trainer": "agentgym.trainers.rl",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LOSSES:
-        return getattr(importlib.import_module("agentgym.trainers.losses"), name)
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'agentgym.trainers' has no attribute {name!r}")
 
 
@@ -50,5 +58,5 @@ __all__ = [
     "estimator_parameters",
     "get_estimator",
     "register_estimator",
-    *_LOSSES,
+    *_LAZY,
 ]

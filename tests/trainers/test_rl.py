@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from agentgym.config import load_config
 from agentgym.core import AgentGymError
@@ -40,6 +39,13 @@ def small_run(tiny_model_dir, out, **changes) -> TrainConfig:
     return TrainConfig.model_validate(settings)
 
 
+def test_the_trainer_and_its_config_are_importable_from_the_package():
+    from agentgym.trainers import TrainConfig as PackageConfig
+    from agentgym.trainers import Trainer as PackageTrainer
+
+    assert (PackageTrainer, PackageConfig) == (Trainer, TrainConfig)
+
+
 def test_iteration_tasks_walk_seeded_epochs_of_the_split():
     ids = list(range(10))
     first_epoch = [iteration_tasks(ids, it, 5, seed=3) for it in range(2)]
@@ -61,14 +67,23 @@ def test_throughput_counts_written_tokens_and_every_token_of_each_epoch():
 
 
 def test_a_run_computes_on_the_configured_number_of_threads(tiny_model_dir, tmp_path):
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        config = small_run(tiny_model_dir, tmp_path / "run", iterations=1, sft={"enabled": False})
-        Trainer(config).fit()
-        assert torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(before)
+    # A process of its own: once a vLLM CPU engine has bound this process's threads, torch's thread
+    # count can no longer change here.
+    config = small_run(tiny_model_dir, tmp_path / "run", iterations=1, sft={"enabled": False})
+    script = (
+        "import json, sys, torch\n"
+        f"sys.path.insert(0, {str(TOY_CLI.parent)!r})\n"
+        "import agentgym\n"
+        "agentgym.register('test-keydoor', 'toy_envs:KeyDoorEnv', max_episode_steps=20)\n"
+        "from agentgym.trainers import Trainer, TrainConfig\n"
+        "torch.set_num_threads(2)\n"
+        "Trainer(TrainConfig.model_validate(json.loads(sys.argv[1]))).fit()\n"
+        "print('threads', torch.get_num_threads())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, config.model_dump_json()], check=True, capture_output=True, text=True
+    )
+    assert done.stdout.splitlines()[-1] == "threads 1"
 
 
 def test_a_run_writes_everything_it_promises(tiny_model_dir, tmp_path):
