@@ -31,6 +31,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentgym.core import AgentGymError
+from agentgym.policies import model_directory
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
@@ -244,14 +245,15 @@ def resolve_model_dir(
     env_kwargs: dict[str, Any] | None = None,
     tiny: TinyModelConfig | None = None,
 ) -> Path | str:
-    """A model spec -> a local directory (``tiny`` shaped by ``tiny``, ``smollm2-135m``, a path) or a hub id."""
+    """A model spec -> a local directory (``tiny`` shaped by ``tiny``, ``smollm2-135m``, a path) or a
+    hub id (see :func:`agentgym.policies.model_directory`)."""
     if spec == "tiny":
         if env_id is None:
             raise AgentGymError("the tiny model is built for one environment: give an environment id")
         return build_tiny(env_id, env_kwargs, tiny)
     if spec in ("smollm2-135m", "smollm2"):
         return build_smollm2()
-    return Path(spec) if Path(spec).is_dir() else spec
+    return model_directory(spec) or spec
 
 
 def load_model(

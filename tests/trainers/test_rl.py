@@ -46,6 +46,13 @@ def test_the_trainer_and_its_config_are_importable_from_the_package():
     assert (PackageTrainer, PackageConfig) == (Trainer, TrainConfig)
 
 
+def test_a_model_path_that_does_not_exist_fails_before_the_run_directory_is_made(tmp_path):
+    config = small_run(tmp_path / "no-such-model", tmp_path / "run")
+    with pytest.raises(AgentGymError, match="no such directory"):
+        Trainer(config).fit()
+    assert not (tmp_path / "run").exists()
+
+
 def test_iteration_tasks_walk_seeded_epochs_of_the_split():
     ids = list(range(10))
     first_epoch = [iteration_tasks(ids, it, 5, seed=3) for it in range(2)]
