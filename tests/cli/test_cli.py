@@ -9,6 +9,7 @@ import pytest
 
 import agentgym
 from agentgym.cli import main
+from agentgym.trajectory import Step, Trajectory, write_jsonl
 
 
 @pytest.fixture
@@ -83,6 +84,8 @@ def test_eval_writes_metrics_with_the_documented_fields(agentgym_cli, tmp_path):
     assert metrics["success_rate"] == 1.0 and metrics["pass@2"] == 1.0 and metrics["episodes"] == 6
     assert {"mean_score", "mean_steps", "valid_action_ratio", "pass@1"} <= set(metrics)
     assert len((tmp_path / "traces.jsonl").read_text().splitlines()) == 6
+    code, out, _ = agentgym_cli("view", str(tmp_path))
+    assert code == 0 and "6 episodes, 6 won (100.0%)" in " ".join(out.split())
 
 
 def test_eval_dry_run_prints_the_resolved_config(agentgym_cli, tmp_path):
@@ -121,6 +124,65 @@ def test_train_keeps_recipe_estimator_settings_only_for_the_recipe_algorithm(age
 def test_recipes_pin_the_thread_count_their_numbers_were_measured_with(agentgym_cli, env):
     assert _train_config(agentgym_cli, "--env", env)["model"]["threads"] == 2
     assert _train_config(agentgym_cli, "--env", env, "model.threads=8")["model"]["threads"] == 8
+
+
+def _episode(task_id: int, won: bool, observation: str) -> Trajectory:
+    step = Step(t=0, observation=observation, completion="<action>click[1]</action>", action="click[b0abc]")
+    return Trajectory(
+        env_id="webshop",
+        task_id=task_id,
+        split="test",
+        group=f"test/{task_id}",
+        task=f"instruction {task_id}",
+        steps=[step.model_copy(update={"reward": float(won)})],
+        won=won,
+        score=float(won),
+    )
+
+
+@pytest.fixture
+def traces(tmp_path) -> Path:
+    page = "Instruction: [SEP] [bold]not markup[/bold] [SEP] " + "x" * 100
+    write_jsonl(tmp_path / "traces.jsonl", [_episode(7, True, "search page"), _episode(8, False, page)])
+    return tmp_path / "traces.jsonl"
+
+
+def test_view_lists_the_episodes_and_filters_them(agentgym_cli, traces):
+    code, out, _ = agentgym_cli("view", str(traces))
+    text = " ".join(out.split())
+    assert code == 0 and "2 episodes, 1 won (50.0%), mean score 0.500; showing 2" in text
+    assert "instruction 7" in text and "instruction 8" in text
+    code, out, _ = agentgym_cli("view", str(traces.parent), "--failed")
+    assert code == 0 and "showing 1" in out and "instruction 8" in out and "instruction 7" not in out
+    code, out, _ = agentgym_cli("view", str(traces), "--task", "7")
+    assert code == 0 and "instruction 7" in out and "instruction 8" not in out
+
+
+def test_view_shows_one_episode_step_by_step_as_written(agentgym_cli, traces):
+    code, out, _ = agentgym_cli("view", str(traces), "--episode", "1", "--max-chars", "60")
+    text = " ".join(out.split())
+    assert code == 0 and "not won, score 0.000, 1 steps" in text
+    assert "Instruction: [SEP] [bold]not markup[/bold] [SEP] xxxxx" in text  # printed, not read as markup
+    assert "(89 more characters)" in text
+    assert "action: click[b0abc]" in text and "model wrote: <action>click[1]</action>" in text
+
+
+@pytest.mark.parametrize(
+    ("target", "args", "message"),
+    [
+        ("missing.jsonl", [], "missing.jsonl does not exist"),
+        ("run", [], "no traces.jsonl in"),
+        ("run", [], "trace files there: eval/before_rl.jsonl"),
+        ("traces.jsonl", ["--episode", "2"], "has episodes 0-1, not 2"),
+        ("metrics.jsonl", [], "is not a traces file"),
+    ],
+)
+def test_view_mistakes_are_one_line_errors(agentgym_cli, traces, target, args, message):
+    (traces.parent / "metrics.jsonl").write_text('{"iteration": 0}\n{"iteration": 1}\n')
+    (traces.parent / "run" / "eval").mkdir(parents=True)
+    (traces.parent / "run" / "eval" / "before_rl.jsonl").write_text(traces.read_text())
+    code, _, err = agentgym_cli("view", str(traces.parent / target), *args)
+    assert code == 2 and message in " ".join(err.split())
 
 
 def test_check_env_exit_codes(agentgym_cli):
