@@ -109,6 +109,8 @@ def view_command(
         trajectories = read_trajectories(source)
     except ValueError as error:
         raise AgentGymError(f"{source} is not a traces file: {str(error).splitlines()[0]}") from error
+    if not trajectories:
+        raise AgentGymError(f"{source} holds no episodes")
     if episode is not None:
         if not 0 <= episode < len(trajectories):
             raise AgentGymError(f"{source} has episodes 0-{len(trajectories) - 1}, not {episode}")
@@ -124,10 +126,10 @@ def view_command(
         and (task is None or str(trajectory.task_id) == task)
     ]
     wins = sum(t.won for t in trajectories)
-    mean_score = sum(map(_score, trajectories)) / len(trajectories) if trajectories else 0.0
+    mean_score = sum(map(_score, trajectories)) / len(trajectories)
     console.print(
         f"{escape(str(source))}: {len(trajectories)} episodes, {wins} won "
-        f"({wins / max(len(trajectories), 1):.1%}), mean score {mean_score:.3f}; showing {len(shown)}",
+        f"({wins / len(trajectories):.1%}), mean score {mean_score:.3f}; showing {len(shown)}",
         highlight=False,
     )
     console.print(episode_table(trajectories, shown))

@@ -175,10 +175,12 @@ def test_view_shows_one_episode_step_by_step_as_written(agentgym_cli, traces):
         ("run", [], "trace files there: eval/before_rl.jsonl"),
         ("traces.jsonl", ["--episode", "2"], "has episodes 0-1, not 2"),
         ("metrics.jsonl", [], "is not a traces file"),
+        ("empty.jsonl", [], "empty.jsonl holds no episodes"),
     ],
 )
 def test_view_mistakes_are_one_line_errors(agentgym_cli, traces, target, args, message):
     (traces.parent / "metrics.jsonl").write_text('{"iteration": 0}\n{"iteration": 1}\n')
+    (traces.parent / "empty.jsonl").write_text("")
     (traces.parent / "run" / "eval").mkdir(parents=True)
     (traces.parent / "run" / "eval" / "before_rl.jsonl").write_text(traces.read_text())
     code, _, err = agentgym_cli("view", str(traces.parent / target), *args)
