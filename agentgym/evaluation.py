@@ -86,7 +86,7 @@ def summarize(groups: Sequence[TrajectoryGroup]) -> dict[str, Any]:
     if not trajectories:
         return {"episodes": 0, "tasks": 0}
     steps = [step for t in trajectories for step in t.steps]
-    scores = [t.score if t.score is not None else t.total_reward for t in trajectories]
+    scores = [t.episode_score for t in trajectories]
     attempts = min(len(group.trajectories) for group in groups)
     metrics: dict[str, Any] = {
         "episodes": len(trajectories),

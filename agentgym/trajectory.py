@@ -93,6 +93,11 @@ class Trajectory(BaseModel):
         return float(sum(step.reward for step in self.steps))
 
     @property
+    def episode_score(self) -> float:
+        """The environment's ``score`` where it defines one, else the total reward."""
+        return self.score if self.score is not None else self.total_reward
+
+    @property
     def valid_ratio(self) -> float:
         return sum(step.valid for step in self.steps) / len(self.steps) if self.steps else 1.0
 

@@ -13,7 +13,8 @@ from rich.text import Text
 
 from agentgym.cli.app import app, console
 from agentgym.core import AgentGymError
-from agentgym.trajectory import Trajectory, read_trajectories
+from agentgym.evaluation import summarize
+from agentgym.trajectory import Trajectory, TrajectoryGroup, read_trajectories
 
 
 def traces_file(path: Path) -> Path:
@@ -32,46 +33,38 @@ def traces_file(path: Path) -> Path:
     raise AgentGymError(f"no traces.jsonl in {path}{hint}")
 
 
-def _score(trajectory: Trajectory) -> float:
-    return trajectory.score if trajectory.score is not None else trajectory.total_reward
-
-
 def _clip(text: str, max_chars: int) -> str:
     if max_chars <= 0 or len(text) <= max_chars:
         return text
     return f"{text[:max_chars]} … ({len(text) - max_chars} more characters)"
 
 
+def _won(trajectory: Trajectory) -> Text:
+    if trajectory.failed:
+        return Text("env error", "red")
+    return Text("yes", "green") if trajectory.won else Text("no")
+
+
 def episode_table(trajectories: list[Trajectory], shown: list[int]) -> Table:
+    headers = ("#", "task", "rollout", "steps", "score", "won")
     rows = []
     for index in shown:
         trajectory = trajectories[index]
-        outcome = "env error" if trajectory.failed else ("yes" if trajectory.won else "no")
-        rows.append(
-            [
-                str(index),
-                str(trajectory.task_id),
-                f"{trajectory.group}/{trajectory.traj}",
-                str(len(trajectory.steps)),
-                f"{_score(trajectory):.3f}",
-                outcome,
-            ]
-        )
+        cells = [str(index), str(trajectory.task_id), f"{trajectory.group}/{trajectory.traj}"]
+        cells += [str(len(trajectory.steps)), f"{trajectory.episode_score:.3f}"]
+        rows.append([*map(Text, cells), _won(trajectory), Text(trajectory.task)])
     table = Table(box=None, header_style="bold")
-    headers = ("#", "task", "rollout", "steps", "score", "won")
     used = 0
     for column, header in enumerate(headers):
         # Each short column keeps its widest cell; the instruction gets what the terminal has left.
         width = max([len(header), *(len(row[column]) for row in rows)])
         table.add_column(header, justify="left" if header in ("rollout", "won") else "right", min_width=width)
         used += width + 2  # a space either side
-    left = max(console.width - used - 2, 20)
-    table.add_column("instruction", overflow="ellipsis", no_wrap=True, max_width=left)
-    styles = {"yes": "green", "env error": "red", "no": ""}
-    for index, row in zip(shown, rows, strict=True):
-        cells = [Text(cell) for cell in row]
-        cells[-1].stylize(styles[row[-1]])
-        table.add_row(*cells, Text(trajectories[index].task))
+    table.add_column(
+        "instruction", overflow="ellipsis", no_wrap=True, max_width=max(console.width - used - 2, 20)
+    )
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
@@ -79,7 +72,7 @@ def print_episode(index: int, trajectory: Trajectory, max_chars: int) -> None:
     outcome = "won" if trajectory.won else "environment error" if trajectory.failed else "not won"
     header = Text(trajectory.task or "(no instruction)")
     title = f"episode {index}: {trajectory.env_id} task {trajectory.task_id} [{trajectory.split}]"
-    subtitle = f"{outcome}, score {_score(trajectory):.3f}, {len(trajectory.steps)} steps"
+    subtitle = f"{outcome}, score {trajectory.episode_score:.3f}, {len(trajectory.steps)} steps"
     console.print(Panel(header, title=escape(title), subtitle=escape(subtitle)))
     if trajectory.error:
         console.print("[red]error:[/]", Text(trajectory.error))
@@ -125,11 +118,11 @@ def view_command(
         and (not won or trajectory.won)
         and (task is None or str(trajectory.task_id) == task)
     ]
+    metrics = summarize(TrajectoryGroup.from_trajectories(trajectories))
     wins = sum(t.won for t in trajectories)
-    mean_score = sum(map(_score, trajectories)) / len(trajectories)
     console.print(
-        f"{escape(str(source))}: {len(trajectories)} episodes, {wins} won "
-        f"({wins / len(trajectories):.1%}), mean score {mean_score:.3f}; showing {len(shown)}",
+        f"{escape(str(source))}: {metrics['episodes']} episodes, {wins} won ({metrics['success_rate']:.1%}), "
+        f"mean score {metrics['mean_score']:.3f}; showing {len(shown)}",
         highlight=False,
     )
     console.print(episode_table(trajectories, shown))

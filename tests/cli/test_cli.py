@@ -127,14 +127,20 @@ def test_recipes_pin_the_thread_count_their_numbers_were_measured_with(agentgym_
 
 
 def _episode(task_id: int, won: bool, observation: str) -> Trajectory:
-    step = Step(t=0, observation=observation, completion="<action>click[1]</action>", action="click[b0abc]")
+    step = Step(
+        t=0,
+        observation=observation,
+        completion="<action>click[1]</action>",
+        action="click[b0abc]",
+        reward=float(won),
+    )
     return Trajectory(
         env_id="webshop",
         task_id=task_id,
         split="test",
         group=f"test/{task_id}",
         task=f"instruction {task_id}",
-        steps=[step.model_copy(update={"reward": float(won)})],
+        steps=[step],
         won=won,
         score=float(won),
     )
