@@ -8,6 +8,8 @@ def register_builtin_envs() -> None:
     register("webshop", "agentgym.environments.webshop.env:WebShopEnv", max_episode_steps=15)
     register("alfworld", "agentgym.environments.alfworld.env:ALFWorldEnv", max_episode_steps=50)
     register("search-qa", "agentgym.environments.search_qa.env:SearchQAEnv", max_episode_steps=4)
+    # served by `agentgym serve env`; the served environment's own step limit applies there
+    register("remote", "agentgym.environments.remote:RemoteEnv")
 
 
 __all__ = ["register", "register_builtin_envs"]

@@ -1,4 +1,4 @@
-"""``agentgym serve``: long-running servers; ``agentgym serve retriever`` serves a retrieval index.
+"""``agentgym serve``: long-running servers, a retrieval index (``retriever``) or an environment (``env``).
 
 Examples::
 
@@ -9,7 +9,11 @@ Examples::
     # serve an existing index
     agentgym serve retriever --index indexes/wiki --port 8000
 
-The server speaks Search-R1's protocol (``POST /retrieve``; see agentgym.tools.retrieval.server).
+    # serve an environment, one instance per session, for agentgym.make("remote", url=...)
+    agentgym serve env --env webshop catalogue=small --host 0.0.0.0 --port 8001
+
+The retriever speaks Search-R1's protocol (``POST /retrieve``; see agentgym.tools.retrieval.server),
+the environment server its own (see agentgym.tools.env_server).
 """
 
 from __future__ import annotations
@@ -19,9 +23,12 @@ from pathlib import Path
 import typer
 
 from agentgym.cli.app import app, console
+from agentgym.config import apply_override
 from agentgym.core import AgentGymError
 
-serve_app = typer.Typer(help="Run a server: a retrieval index over HTTP.", no_args_is_help=True)
+serve_app = typer.Typer(
+    help="Run a server: a retrieval index or an environment over HTTP.", no_args_is_help=True
+)
 app.add_typer(serve_app, name="serve")
 
 
@@ -59,3 +66,21 @@ def serve_retriever(
         return
     console.print(f"serving on http://{host}:{port}/retrieve (Ctrl-C to stop)")
     serve(retriever, host=host, port=port, default_topk=topk)
+
+
+@serve_app.command("env")
+def serve_env(
+    env: str = typer.Option(..., "--env", help="environment id, e.g. webshop"),
+    options: list[str] = typer.Argument(None, help="environment options as key=value"),
+    host: str = typer.Option("127.0.0.1", help="interface to listen on (0.0.0.0 for every interface)"),
+    port: int = typer.Option(8001, help="TCP port"),
+    max_sessions: int = typer.Option(256, min=1, help="environment instances served at once"),
+) -> None:
+    """Serve an environment over HTTP, one instance per session (agentgym.make("remote", url=...))."""
+    from agentgym.tools.env_server import serve
+
+    env_kwargs: dict = {}
+    for option in options or []:
+        apply_override(env_kwargs, option)
+    console.print(f"serving {env} on http://{host}:{port} (Ctrl-C to stop)")
+    serve(env, env_kwargs, host=host, port=port, max_sessions=max_sessions)

@@ -86,6 +86,10 @@ def _task_ids(env: gymnasium.Env, split: str) -> list[TaskId]:
     return list(env.unwrapped.task_ids(split))
 
 
+def _agent_facts(env: gymnasium.Env) -> tuple[str, str]:
+    return env.unwrapped.instructions, env.unwrapped.action_format
+
+
 @dataclass
 class _Episode:
     request: GroupRequest
@@ -144,12 +148,7 @@ class RolloutEngine:
         self.record_prompts = record_prompts
         self.generation_seconds = 0.0  # time spent inside policy.generate, for timing breakdowns
         self.agent_config = agent_config or AgentConfig()
-        self.agent_factory = agent_factory or functools.partial(
-            ChatAgent,
-            self.agent_config,
-            getattr(self.env_class, "instructions", ""),
-            getattr(self.env_class, "action_format", "tags"),
-        )
+        self.agent_factory = agent_factory
         factory = functools.partial(make_env, self.spec, self.env_kwargs)
         self.pool: EnvPool
         if self.parallelism == "process":
@@ -252,7 +251,17 @@ class RolloutEngine:
             traj=member,
             seed=request.seed,
         )
-        return _Episode(request, member, trajectory, self.agent_factory())
+        return _Episode(request, member, trajectory, self._new_agent())
+
+    def _new_agent(self) -> ChatAgent:
+        if self.agent_factory is None:
+            # Asked of an instance, not the class: a served environment learns them from its server.
+            try:
+                facts = self.pool.result(0, self.pool.submit(0, _agent_facts))
+            except EnvWorkerError as error:
+                raise AgentGymError(f"{self.env_id}: cannot make the environment: {error}") from None
+            self.agent_factory = functools.partial(ChatAgent, self.agent_config, *facts)
+        return self.agent_factory()
 
     def _start(self, episode: _Episode, observation: str, info: dict[str, Any]) -> None:
         trajectory = episode.trajectory

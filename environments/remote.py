@@ -1,0 +1,127 @@
+"""An environment served by ``agentgym serve env`` on another process or machine.
+
+Example::
+
+    # on the environment machine
+    agentgym serve env --env webshop catalogue=small --host 0.0.0.0 --port 8001
+    # on the trainer's
+    env = agentgym.make("remote", url="http://10.0.0.5:8001")
+    agentgym eval --env remote --policy expert env_kwargs.url=http://10.0.0.5:8001
+
+Each instance opens a session on the server (one environment there) and closes it in ``close``.
+Instructions, action format and splits are the served environment's, read from ``GET /spec``; the
+info dict is the served one, with the anchor's lists read back as tuples so that it stays hashable
+for step grouping. A request the server refuses raises :class:`AgentGymError` with its message
+(``NotImplementedError`` for an environment without a scripted expert); one it fails on, or a
+connection that breaks, raises :class:`RemoteEnvError`. Steps are never retried: an environment
+step is not idempotent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from agentgym.core import AgentGymError, TaskId, TextEnv
+
+
+class RemoteEnvError(AgentGymError):
+    """The environment server failed, or could not be reached."""
+
+
+def frozen(value: Any) -> Any:
+    """JSON lists (nested) as tuples: a served anchor back to a hashable key."""
+    if isinstance(value, list):
+        return tuple(frozen(item) for item in value)
+    return value
+
+
+class RemoteEnv(TextEnv):
+    """An environment served by `agentgym serve env`, reached at url=...; it acts as the served one."""
+
+    parallelism = "thread"  # waiting on the network: threads overlap the requests
+
+    def __init__(
+        self,
+        url: str | None = None,
+        timeout: float = 60.0,
+        render_mode: str | None = None,
+        client: httpx.Client | None = None,
+    ):
+        super().__init__(render_mode)
+        if not url:
+            raise AgentGymError(
+                "remote: pass url=, the address of an `agentgym serve env` server (e.g. http://host:8001)"
+            )
+        self.url = url.rstrip("/")
+        self._http = client or httpx.Client(base_url=self.url, timeout=timeout)
+        self._owns_http = client is None
+        self._session: str | None = None
+        served = self._request("GET", "/spec")
+        self.served_env: str = served["env"]
+        self.instructions = served["instructions"]
+        self.action_format = served["action_format"]
+        self.splits = tuple(served["splits"])
+        self._session = self._request("POST", "/sessions")["session"]
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as error:
+            raise RemoteEnvError(f"environment server {self.url}: {type(error).__name__}: {error}") from None
+        if response.status_code < 400:
+            return response.json()
+        try:
+            message = response.json()["error"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:500]
+        if response.status_code == 501:
+            raise NotImplementedError(message)
+        if response.status_code < 500 and response.status_code != 429:
+            raise AgentGymError(f"environment server {self.url} refused {method} {path}: {message}")
+        raise RemoteEnvError(f"environment server {self.url}: HTTP {response.status_code}: {message}")
+
+    def _path(self, action: str) -> str:
+        return f"/sessions/{self._session}/{action}"
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        super().reset(seed=seed)
+        answer = self._request("POST", self._path("reset"), json={"seed": seed, "options": options})
+        return self._observe(answer["observation"]), self._info(answer["info"])
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        answer = self._request("POST", self._path("step"), json={"action": action})
+        return (
+            self._observe(answer["observation"]),
+            float(answer["reward"]),
+            bool(answer["terminated"]),
+            bool(answer["truncated"]),
+            self._info(answer["info"]),
+        )
+
+    def task_ids(self, split: str) -> Sequence[TaskId]:
+        return self._request("GET", self._path("tasks"), params={"split": split})["task_ids"]
+
+    def expert_action(self) -> str:
+        return self._request("GET", self._path("expert"))["action"]
+
+    @staticmethod
+    def _info(info: dict[str, Any]) -> dict[str, Any]:
+        if "anchor" in info:
+            info["anchor"] = frozen(info["anchor"])
+        return info
+
+    def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            # a server that is gone, or already dropped the session, holds nothing left to free
+            with contextlib.suppress(AgentGymError):
+                self._request("DELETE", f"/sessions/{session}")
+        if self._owns_http:
+            self._http.close()
+        super().close()

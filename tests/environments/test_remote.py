@@ -1,0 +1,111 @@
+"""The remote environment: a served environment behaves as the local one, for agents and the engine."""
+
+import json
+import socket
+import subprocess
+import sys
+
+import pytest
+from fastapi.testclient import TestClient
+
+import agentgym
+from agentgym.environments.remote import RemoteEnvError
+from agentgym.policies import ExpertPolicy
+from agentgym.rollout import GroupRequest, RolloutEngine
+from agentgym.tools.env_server import create_app
+from agentgym.tools.retrieval import wait_until_ready
+
+
+@pytest.fixture
+def served(toy_envs):
+    """env kwargs that reach a served KeyDoor of 5 rooms without a network."""
+    return {"url": "http://keydoor", "client": TestClient(create_app("test-keydoor", {"num_rooms": 5}))}
+
+
+def test_a_remote_episode_equals_the_local_one(served):
+    local, remote = agentgym.make("test-keydoor", num_rooms=5), agentgym.make("remote", **served)
+    assert remote.unwrapped.instructions == local.unwrapped.instructions
+    assert remote.unwrapped.splits == ("train", "test")
+    assert remote.unwrapped.task_ids("test") == list(local.unwrapped.task_ids("test"))
+    for env in (local, remote):
+        env.reset(seed=1, options={"task_id": 1003, "split": "test"})
+    while True:
+        action = local.unwrapped.expert_action()
+        assert remote.unwrapped.expert_action() == action
+        mine, theirs = local.step(action), remote.step(action)
+        assert theirs == mine  # the anchor comes back as the tuple it was: hashable, equal
+        if mine[2] or mine[3]:
+            break
+    assert mine[4]["won"] and isinstance(theirs[4]["anchor"], tuple)
+    remote.close()
+    assert served["client"].get("/health").json()["sessions"] == 0
+
+
+def test_the_engine_rolls_out_a_served_environment_as_a_local_one(served):
+    requests = [GroupRequest(task_id=t, split="test", seed=t) for t in (1000, 1001, 1002)]
+    runs = {}
+    for env_id, kwargs in (("test-keydoor", {"num_rooms": 5}), ("remote", served)):
+        engine = RolloutEngine(env_id, kwargs, num_slots=4, record_prompts=True)
+        groups = engine.run(ExpertPolicy(), requests, group_size=2)
+        engine.close()
+        runs[env_id] = [
+            [(s.prompt, s.action, s.reward, s.anchor) for s in t.steps]
+            for g in groups
+            for t in g.trajectories
+        ]
+    assert runs["remote"] == runs["test-keydoor"] and all(runs["remote"])
+    # the agent's prompt carries the served environment's instructions, as it does the local one's
+    assert "take key" in runs["remote"][0][0][0][0]["content"]
+
+
+def test_refusals_and_failures_raise_with_the_servers_message(toy_envs):
+    client = TestClient(create_app("test-faulty"), raise_server_exceptions=False)
+    env = agentgym.make("remote", url="http://faulty", client=client).unwrapped
+    with pytest.raises(agentgym.AgentGymError, match=r"refused.*reset"):
+        env.step("take key")
+    env.reset(seed=0)
+    with pytest.raises(RemoteEnvError, match=r"HTTP 500.*RuntimeError: boom"):
+        env.step("raise")
+
+
+def test_a_missing_url_says_what_to_pass():
+    with pytest.raises(agentgym.AgentGymError, match="pass url="):
+        agentgym.make("remote")
+
+
+def test_an_unreachable_server_is_a_one_line_error():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(RemoteEnvError, match=f"127.0.0.1:{port}: ConnectError"):
+        agentgym.make("remote", url=f"http://127.0.0.1:{port}", timeout=2)
+
+
+@pytest.mark.slow
+def test_eval_over_a_served_webshop_matches_eval_on_the_local_one(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "server.log").open("w")
+    command = [sys.executable, "-m", "agentgym", "serve", "env", "--env", "webshop", "catalogue=small"]
+    server = subprocess.Popen([*command, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        assert wait_until_ready(url, timeout=120, process=server)["env"] == "webshop"
+        metrics = {}
+        for name, env_args in (
+            ("local", ["--env", "webshop", "env_kwargs.catalogue=small"]),
+            ("remote", ["--env", "remote", f"env_kwargs.url={url}"]),
+        ):
+            out = tmp_path / name
+            evaluation = [sys.executable, "-m", "agentgym", "eval", *env_args, "--policy", "expert"]
+            evaluation += ["--split", "test", "--episodes", "5", "--out", str(out)]
+            subprocess.run(evaluation, check=True, capture_output=True, timeout=300)
+            metrics[name] = json.loads((out / "metrics.json").read_text())
+            metrics[name].pop("wall_seconds", None)
+        assert metrics["remote"]["success_rate"] == metrics["local"]["success_rate"] > 0
+        assert metrics["remote"]["mean_score"] == metrics["local"]["mean_score"]
+        assert metrics["remote"]["mean_steps"] == metrics["local"]["mean_steps"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -1,0 +1,109 @@
+"""The environment server's protocol, through FastAPI's test client."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+import agentgym
+from agentgym.tools.env_server import create_app, plain
+
+
+@pytest.fixture
+def http(toy_envs):
+    return TestClient(create_app("test-keydoor", {"num_rooms": 5}, max_sessions=2, idle_timeout=3600))
+
+
+def open_session(http) -> str:
+    response = http.post("/sessions")
+    assert response.status_code == 201
+    return response.json()["session"]
+
+
+def test_a_session_plays_the_same_episode_as_a_local_instance(http):
+    local = agentgym.make("test-keydoor", num_rooms=5)
+    session = open_session(http)
+    options = {"task_id": 2, "split": "test"}
+    observation, info = local.reset(seed=4, options=options)
+    served = http.post(f"/sessions/{session}/reset", json={"seed": 4, "options": options}).json()
+    assert served == {"observation": observation, "info": plain(info)}  # JSON: the anchor tuple as a list
+    while True:
+        action = local.unwrapped.expert_action()
+        assert http.get(f"/sessions/{session}/expert").json() == {"action": action}
+        observation, reward, terminated, truncated, info = local.step(action)
+        served = http.post(f"/sessions/{session}/step", json={"action": action}).json()
+        assert served == {
+            "observation": observation,
+            "reward": reward,
+            "terminated": terminated,
+            "truncated": truncated,
+            "info": plain(info),
+        }
+        if terminated or truncated:
+            break
+    assert info["won"] is True
+    tasks = http.get(f"/sessions/{session}/tasks", params={"split": "test"}).json()
+    assert tasks == {"task_ids": list(local.unwrapped.task_ids("test"))}
+
+
+def test_spec_and_health_describe_what_is_served(http):
+    spec = http.get("/spec").json()
+    assert spec == {
+        "env": "test-keydoor",
+        "env_kwargs": {"num_rooms": 5},
+        "instructions": "Actions: 'go <room>', 'take key', 'open door'.",
+        "action_format": "tags",
+        "splits": ["train", "test"],
+        "max_episode_steps": 20,
+    }
+    assert http.get("/health").json() == {"status": "ok", "env": "test-keydoor", "sessions": 0}
+    open_session(http)
+    assert http.get("/health").json()["sessions"] == 1
+
+
+def test_requests_the_environment_refuses_get_a_422_and_the_session_lives_on(http):
+    session = open_session(http)
+    before_reset = http.post(f"/sessions/{session}/step", json={"action": "take key"})
+    assert before_reset.status_code == 422 and "reset" in before_reset.json()["error"]
+    unknown_split = http.post(f"/sessions/{session}/reset", json={"options": {"split": "dev"}})
+    assert unknown_split.status_code == 422 and "dev" in unknown_split.json()["error"]
+    assert http.get(f"/sessions/{session}/tasks", params={"split": "dev"}).status_code == 422
+    bad_body = http.post(f"/sessions/{session}/step", json={"act": "take key"})
+    assert bad_body.status_code == 422
+    assert http.post(f"/sessions/{session}/reset", json={"seed": 0}).status_code == 200
+
+
+def test_unknown_and_closed_sessions_are_404(http):
+    assert http.post("/sessions/nope/reset", json={}).status_code == 404
+    session = open_session(http)
+    assert http.delete(f"/sessions/{session}").json() == {"closed": True}
+    gone = http.post(f"/sessions/{session}/step", json={"action": "take key"})
+    assert gone.status_code == 404 and "closed" in gone.json()["error"]
+
+
+def test_sessions_beyond_the_limit_are_refused_until_one_closes(http):
+    first, _ = open_session(http), open_session(http)
+    full = http.post("/sessions")
+    assert full.status_code == 429 and "2 sessions" in full.json()["error"]
+    http.delete(f"/sessions/{first}")
+    open_session(http)
+
+
+def test_idle_sessions_make_room_for_new_ones(toy_envs):
+    http = TestClient(create_app("test-keydoor", max_sessions=1, idle_timeout=0.0))
+    idle = open_session(http)
+    open_session(http)
+    assert http.post(f"/sessions/{idle}/reset", json={}).status_code == 404
+
+
+def test_an_environment_failure_is_a_500_and_other_sessions_go_on(toy_envs):
+    http = TestClient(create_app("test-faulty"), raise_server_exceptions=False)
+    failing, healthy = open_session(http), open_session(http)
+    for session in (failing, healthy):
+        http.post(f"/sessions/{session}/reset", json={"seed": 0})
+    crash = http.post(f"/sessions/{failing}/step", json={"action": "raise"})
+    assert crash.status_code == 500 and "RuntimeError: boom" in crash.json()["error"]
+    assert http.post(f"/sessions/{healthy}/step", json={"action": "take key"}).status_code == 200
+
+
+def test_bad_environment_options_fail_at_start(toy_envs):
+    with pytest.raises(agentgym.AgentGymError, match="unknown option"):
+        create_app("test-keydoor", {"rooms": 5})

@@ -1,0 +1,224 @@
+"""An environment server: any registered environment over HTTP, one instance per session.
+
+Start one with ``agentgym serve env --env webshop catalogue=small --port 8001`` or::
+
+    serve("webshop", {"catalogue": "small"}, host="127.0.0.1", port=8001)
+
+and reach it with ``agentgym.make("remote", url="http://127.0.0.1:8001")`` (see
+``agentgym.environments.remote``), so that rollouts run on one machine and the environments on
+another. The protocol (JSON bodies and answers):
+
+==========================================  ============================================================
+``GET /health``                             ``{"status": "ok", "env": id, "sessions": n}``
+``GET /spec``                               ``{"env", "env_kwargs", "instructions", "action_format",
+                                            "splits", "max_episode_steps"}``
+``POST /sessions``                          makes an instance: ``{"session": id}`` (429 when full)
+``POST /sessions/{id}/reset``               ``{"seed": int | null, "options": {...} | null}`` ->
+                                            ``{"observation": str, "info": {...}}``
+``POST /sessions/{id}/step``                ``{"action": str}`` -> ``{"observation", "reward",
+                                            "terminated", "truncated", "info"}``
+``GET /sessions/{id}/tasks?split=S``        ``{"task_ids": [...]}``
+``GET /sessions/{id}/expert``               ``{"action": str}`` (501 without a scripted expert)
+``DELETE /sessions/{id}``                   closes the instance
+==========================================  ============================================================
+
+Errors come as ``{"error": "<what is wrong>"}``: 404 for an unknown session, 422 for a request the
+environment refuses (an unknown task, a step before reset), 500 when the environment fails; none
+stops the server or the other sessions. Calls on one session run one at a time; sessions run in
+parallel. Sessions idle for ``idle_timeout`` seconds are closed when room is needed for a new one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from gymnasium.error import ResetNeeded
+from pydantic import BaseModel, ConfigDict, StrictStr
+
+from agentgym.core import AgentGymError
+from agentgym.registry import make, short_id, spec
+
+
+class ResetRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int | None = None
+    options: dict[str, Any] | None = None
+
+
+class StepRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: StrictStr
+
+
+class _Refused(Exception):
+    """A request the environment refuses (422), as opposed to one it fails on (500)."""
+
+
+class _UnknownSession(Exception):
+    pass
+
+
+REFUSALS = (AgentGymError, ValueError, KeyError, IndexError, ResetNeeded)
+"""What an environment raises for a request it cannot serve (an unknown task, a step before reset)."""
+
+
+def plain(value: Any) -> Any:
+    """``value`` with tuples as lists and numpy scalars and arrays as Python values, for JSON."""
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+class _Session:
+    def __init__(self, env: gymnasium.Env):
+        self.env = env
+        self.lock = threading.Lock()
+        self.last_used = time.monotonic()
+
+
+def create_app(
+    env_id: str,
+    env_kwargs: dict[str, Any] | None = None,
+    *,
+    max_sessions: int = 256,
+    idle_timeout: float = 600.0,
+) -> FastAPI:
+    """The FastAPI application serving instances of ``env_id`` made with ``env_kwargs``."""
+    env_kwargs = dict(env_kwargs or {})
+    env_spec = spec(env_id)
+    name = short_id(env_spec.id)
+    probe = make(name, **env_kwargs).unwrapped  # bad options fail here, at start, not per session
+    description = {
+        "env": name,
+        "env_kwargs": plain(env_kwargs),
+        "instructions": probe.instructions,
+        "action_format": probe.action_format,
+        "splits": list(probe.splits),
+        "max_episode_steps": env_spec.max_episode_steps,
+    }
+    probe.close()
+    sessions: dict[str, _Session] = {}
+    table_lock = threading.Lock()
+    ids = itertools.count(1)
+    app = FastAPI(title=f"agentgym {name} environment server")
+
+    @app.exception_handler(_UnknownSession)
+    async def unknown_session(request: Request, error: _UnknownSession) -> JSONResponse:
+        return JSONResponse({"error": f"no session {error} (closed, or never opened)"}, status_code=404)
+
+    @app.exception_handler(_Refused)
+    async def refused(request: Request, error: _Refused) -> JSONResponse:
+        return JSONResponse({"error": str(error)}, status_code=422)
+
+    @app.exception_handler(NotImplementedError)
+    async def not_implemented(request: Request, error: NotImplementedError) -> JSONResponse:
+        return JSONResponse({"error": str(error) or "not implemented"}, status_code=501)
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, error: Exception) -> JSONResponse:
+        return JSONResponse({"error": f"{name} failed: {type(error).__name__}: {error}"}, status_code=500)
+
+    def call(session_id: str, method: Callable[[gymnasium.Env], Any]) -> Any:
+        """``method(env)`` on the session's environment, one call at a time per session."""
+        with table_lock:
+            session = sessions.get(session_id)
+        if session is None:
+            raise _UnknownSession(session_id)
+        with session.lock:
+            session.last_used = time.monotonic()
+            try:
+                return method(session.env)
+            except REFUSALS as error:
+                raise _Refused(f"{type(error).__name__}: {error}") from error
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "env": name, "sessions": len(sessions)}
+
+    @app.get("/spec")
+    def describe() -> dict[str, Any]:
+        return description
+
+    @app.post("/sessions", status_code=201, response_model=None)
+    def open_session() -> dict[str, str] | JSONResponse:
+        with table_lock:
+            if len(sessions) >= max_sessions:
+                now = time.monotonic()
+                for key in [key for key, s in sessions.items() if now - s.last_used > idle_timeout]:
+                    sessions.pop(key).env.close()
+            if len(sessions) >= max_sessions:
+                return JSONResponse(
+                    {"error": f"all {max_sessions} sessions are in use; close one or try again later"}, 429
+                )
+            session_id = str(next(ids))
+        env = make(name, **env_kwargs)  # outside the table lock: making one can take a while
+        with table_lock:
+            sessions[session_id] = _Session(env)
+        return {"session": session_id}
+
+    @app.delete("/sessions/{session_id}")
+    def close_session(session_id: str) -> dict[str, bool]:
+        call(session_id, lambda env: env.close())
+        with table_lock:
+            sessions.pop(session_id, None)
+        return {"closed": True}
+
+    @app.post("/sessions/{session_id}/reset")
+    def reset(session_id: str, request: ResetRequest) -> dict[str, Any]:
+        observation, info = call(
+            session_id, lambda env: env.reset(seed=request.seed, options=request.options)
+        )
+        return {"observation": observation, "info": plain(info)}
+
+    @app.post("/sessions/{session_id}/step")
+    def step(session_id: str, request: StepRequest) -> dict[str, Any]:
+        observation, reward, terminated, truncated, info = call(
+            session_id, lambda env: env.step(request.action)
+        )
+        return {
+            "observation": observation,
+            "reward": float(reward),
+            "terminated": bool(terminated),
+            "truncated": bool(truncated),
+            "info": plain(info),
+        }
+
+    @app.get("/sessions/{session_id}/tasks")
+    def tasks(session_id: str, split: str) -> dict[str, list[Any]]:
+        return {"task_ids": plain(list(call(session_id, lambda env: env.unwrapped.task_ids(split))))}
+
+    @app.get("/sessions/{session_id}/expert")
+    def expert(session_id: str) -> dict[str, str]:
+        return {"action": call(session_id, lambda env: env.unwrapped.expert_action())}
+
+    return app
+
+
+def serve(
+    env_id: str,
+    env_kwargs: dict[str, Any] | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8001,
+    log_level: str = "warning",
+    **limits: Any,
+) -> None:
+    """Serves ``env_id`` until interrupted (``limits``: see :func:`create_app`)."""
+    import uvicorn
+
+    uvicorn.run(create_app(env_id, env_kwargs, **limits), host=host, port=port, log_level=log_level)
