@@ -22,23 +22,24 @@ another. The protocol (JSON bodies and answers):
 ``DELETE /sessions/{id}``                   closes the instance
 ==========================================  ============================================================
 
-Errors come as ``{"error": "<what is wrong>"}``: 404 for an unknown session, 422 for a request the
-environment refuses (an unknown task, a step before reset), 500 when the environment fails; none
+Errors come as ``{"error": "<what is wrong>"}``: 404 for an unknown session, 422 for a malformed body
+or a request the environment refuses (an unknown task, a step before reset), 500 when the environment fails; none
 stops the server or the other sessions. Calls on one session run one at a time; sessions run in
 parallel. Sessions idle for ``idle_timeout`` seconds are closed when room is needed for a new one.
 """
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import gymnasium
 import numpy as np
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from gymnasium.error import ResetNeeded
 from pydantic import BaseModel, ConfigDict, StrictStr
@@ -115,12 +116,19 @@ def create_app(
     probe.close()
     sessions: dict[str, _Session] = {}
     table_lock = threading.Lock()
-    ids = itertools.count(1)
     app = FastAPI(title=f"agentgym {name} environment server")
 
     @app.exception_handler(_UnknownSession)
     async def unknown_session(request: Request, error: _UnknownSession) -> JSONResponse:
         return JSONResponse({"error": f"no session {error} (closed, or never opened)"}, status_code=404)
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e.get('loc', ()) if part != 'body') or 'body'}: {e.get('msg')}"
+            for e in error.errors()
+        )
+        return JSONResponse({"error": f"malformed request: {problems}"}, status_code=422)
 
     @app.exception_handler(_Refused)
     async def refused(request: Request, error: _Refused) -> JSONResponse:
@@ -166,7 +174,7 @@ def create_app(
                 return JSONResponse(
                     {"error": f"all {max_sessions} sessions are in use; close one or try again later"}, 429
                 )
-            session_id = str(next(ids))
+            session_id = uuid.uuid4().hex  # never reused, so a stale id cannot reach another's session
         env = make(name, **env_kwargs)  # outside the table lock: making one can take a while
         with table_lock:
             sessions[session_id] = _Session(env)
@@ -174,9 +182,12 @@ def create_app(
 
     @app.delete("/sessions/{session_id}")
     def close_session(session_id: str) -> dict[str, bool]:
-        call(session_id, lambda env: env.close())
         with table_lock:
-            sessions.pop(session_id, None)
+            session = sessions.pop(session_id, None)
+        if session is None:
+            raise _UnknownSession(session_id)
+        with session.lock:  # after a call in flight on it
+            session.env.close()
         return {"closed": True}
 
     @app.post("/sessions/{session_id}/reset")

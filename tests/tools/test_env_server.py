@@ -67,7 +67,10 @@ def test_requests_the_environment_refuses_get_a_422_and_the_session_lives_on(htt
     assert unknown_split.status_code == 422 and "dev" in unknown_split.json()["error"]
     assert http.get(f"/sessions/{session}/tasks", params={"split": "dev"}).status_code == 422
     bad_body = http.post(f"/sessions/{session}/step", json={"act": "take key"})
-    assert bad_body.status_code == 422
+    assert (
+        bad_body.status_code == 422
+        and "malformed request: action: Field required" in bad_body.json()["error"]
+    )
     assert http.post(f"/sessions/{session}/reset", json={"seed": 0}).status_code == 200
 
 
@@ -77,6 +80,7 @@ def test_unknown_and_closed_sessions_are_404(http):
     assert http.delete(f"/sessions/{session}").json() == {"closed": True}
     gone = http.post(f"/sessions/{session}/step", json={"action": "take key"})
     assert gone.status_code == 404 and "closed" in gone.json()["error"]
+    assert http.delete(f"/sessions/{session}").status_code == 404
 
 
 def test_sessions_beyond_the_limit_are_refused_until_one_closes(http):
