@@ -22,10 +22,11 @@ another. The protocol (JSON bodies and answers):
 ``DELETE /sessions/{id}``                   closes the instance
 ==========================================  ============================================================
 
-Errors come as ``{"error": "<what is wrong>"}``: 404 for an unknown session, 422 for a malformed body
-or a request the environment refuses (an unknown task, a step before reset), 500 when the environment fails; none
-stops the server or the other sessions. Calls on one session run one at a time; sessions run in
-parallel. Sessions idle for ``idle_timeout`` seconds are closed when room is needed for a new one.
+Errors come as ``{"error": "<what is wrong>"}``: 404 for an unknown session, 422 for a malformed
+body or a request the environment refuses (an unknown task, a step before reset), 500 when the
+environment fails; none stops the server or the other sessions. Calls on one session run one at a
+time; sessions run in parallel. Sessions idle for ``idle_timeout`` seconds are closed when room is
+needed for a new one.
 """
 
 from __future__ import annotations
