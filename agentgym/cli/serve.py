@@ -77,7 +77,12 @@ def serve_env(
     max_sessions: int = typer.Option(256, min=1, help="environment instances served at once"),
 ) -> None:
     """Serve an environment over HTTP, one instance per session (agentgym.make("remote", url=...))."""
-    from agentgym.tools.env_server import serve
+    try:
+        from agentgym.tools.env_server import serve
+    except ImportError as error:
+        raise AgentGymError(
+            f"serving needs fastapi and uvicorn ({error}): pip install 'agentgym[server]'"
+        ) from None
 
     env_kwargs: dict = {}
     for option in options or []:

@@ -244,3 +244,10 @@ def test_a_module_that_does_not_import_is_a_one_line_error(agentgym_cli):
     code, _, err = agentgym_cli("--import", "no_such_module_here", "envs")
     assert code == 2
     assert "--import no_such_module_here" in err and "Traceback" not in err
+
+
+def test_serve_env_without_the_server_extra_says_what_to_install(agentgym_cli, monkeypatch):
+    monkeypatch.setitem(sys.modules, "agentgym.tools.env_server", None)  # as if fastapi were missing
+    code, out, err = agentgym_cli("serve", "env", "--env", "test-keydoor")
+    # exit 2 as for every user-facing error; the bracketed extra is printed, not read as markup
+    assert code == 2 and "pip install 'agentgym[server]'" in " ".join((out + err).split())
