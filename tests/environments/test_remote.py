@@ -16,6 +16,12 @@ from agentgym.tools.env_server import create_app
 from agentgym.tools.retrieval import wait_until_ready
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.fixture
 def served(toy_envs):
     """env kwargs that reach a served KeyDoor of 5 rooms without a network."""
@@ -74,18 +80,14 @@ def test_a_missing_url_says_what_to_pass():
 
 
 def test_an_unreachable_server_is_a_one_line_error():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     with pytest.raises(RemoteEnvError, match=f"127.0.0.1:{port}: ConnectError"):
         agentgym.make("remote", url=f"http://127.0.0.1:{port}", timeout=2)
 
 
 @pytest.mark.slow
 def test_eval_over_a_served_webshop_matches_eval_on_the_local_one(tmp_path):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = (tmp_path / "server.log").open("w")
     command = [sys.executable, "-m", "agentgym", "serve", "env", "--env", "webshop", "catalogue=small"]
