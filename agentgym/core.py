@@ -93,7 +93,8 @@ class TextEnv(gymnasium.Env[str, str]):
 
     Subclasses implement ``reset`` (calling ``super().reset(seed=seed)`` first) and ``step``, and
     usually :meth:`task_ids` and :meth:`expert_action`. Class attributes describe the environment
-    to agents and to the rollout engine:
+    to agents and to the rollout engine, which reads them from an instance (the ``remote``
+    environment sets them from its server):
 
     - ``instructions``: how to act, for an agent's system prompt (the action grammar).
     - ``tools``: JSON-schema tool specs (OpenAI function format) for tool-calling environments.
