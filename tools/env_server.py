@@ -176,9 +176,8 @@ def create_app(
                     {"error": f"all {max_sessions} sessions are in use; close one or try again later"}, 429
                 )
             session_id = uuid.uuid4().hex  # never reused, so a stale id cannot reach another's session
-        env = make(name, **env_kwargs)  # outside the table lock: making one can take a while
-        with table_lock:
-            sessions[session_id] = _Session(env)
+            # made under the lock, so that concurrent opens cannot pass the limit together
+            sessions[session_id] = _Session(make(name, **env_kwargs))
         return {"session": session_id}
 
     @app.delete("/sessions/{session_id}")
