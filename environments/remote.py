@@ -9,17 +9,20 @@ Example::
     agentgym eval --env remote --policy expert env_kwargs.url=http://10.0.0.5:8001
 
 Each instance opens a session on the server (one environment there) and closes it in ``close``.
-Instructions, action format and splits are the served environment's, read from ``GET /spec``; the
-info dict is the served one, with the anchor's lists read back as tuples so that it stays hashable
-for step grouping. A request the server refuses raises :class:`AgentGymError` with its message
-(``NotImplementedError`` for an environment without a scripted expert); one it fails on, or a
-connection that breaks, raises :class:`RemoteEnvError`. Steps are never retried: an environment
-step is not idempotent.
+Other keyword options are the served environment's own and are checked against the server's (a
+recipe's ``env_kwargs: {catalogue: small}`` then holds only against a server started with
+``catalogue=small``); they cannot change it. Instructions, action format and splits are the served
+environment's, read from ``GET /spec``; the info dict is the served one, with the anchor's lists
+read back as tuples so that it stays hashable for step grouping. A request the server refuses raises
+:class:`AgentGymError` with its message (``NotImplementedError`` for an environment without a
+scripted expert); one it fails on, or a connection that breaks, raises :class:`RemoteEnvError`.
+Steps are never retried: an environment step is not idempotent.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,6 +42,23 @@ def frozen(value: Any) -> Any:
     return value
 
 
+def check_options(url: str, served: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Raises unless the server's environment was made with ``expected`` (a recipe's env options)."""
+    options = served["env_kwargs"]
+    wrong = []
+    for key, value in expected.items():
+        if key not in options:
+            wrong.append(f"{key} at its default")
+        elif options[key] != json.loads(json.dumps(value)):  # as the server sent its own: in JSON
+            wrong.append(f"{key}={options[key]!r}")
+    if wrong:
+        wanted = ", ".join(f"{key}={value!r}" for key, value in expected.items())
+        raise AgentGymError(
+            f"remote: {url} serves {served['env']} with {', '.join(wrong)}; expected {wanted}. "
+            "Serve it with those options, or leave them out here"
+        )
+
+
 class RemoteEnv(TextEnv):
     """An environment served by `agentgym serve env`, reached at url=...; it acts as the served one."""
 
@@ -50,6 +70,7 @@ class RemoteEnv(TextEnv):
         timeout: float = 60.0,
         render_mode: str | None = None,
         client: httpx.Client | None = None,
+        **served_options: Any,
     ):
         super().__init__(render_mode)
         if not url:
@@ -61,6 +82,7 @@ class RemoteEnv(TextEnv):
         self._owns_http = client is None
         self._session: str | None = None
         served = self._request("GET", "/spec")
+        check_options(self.url, served, served_options)
         self.served_env: str = served["env"]
         self.instructions = served["instructions"]
         self.action_format = served["action_format"]

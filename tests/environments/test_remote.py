@@ -74,6 +74,16 @@ def test_refusals_and_failures_raise_with_the_servers_message(toy_envs):
         env.step("raise")
 
 
+def test_served_options_are_checked_not_changed(served):
+    agentgym.make("remote", num_rooms=5, **served).close()  # what the server was started with
+    with pytest.raises(
+        agentgym.AgentGymError, match=r"serves test-keydoor with num_rooms=5; expected num_rooms=4"
+    ):
+        agentgym.make("remote", num_rooms=4, **served)
+    with pytest.raises(agentgym.AgentGymError, match="key_reward at its default"):
+        agentgym.make("remote", key_reward=0.5, **served)
+
+
 def test_a_missing_url_says_what_to_pass():
     with pytest.raises(agentgym.AgentGymError, match="pass url="):
         agentgym.make("remote")
