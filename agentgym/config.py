@@ -11,6 +11,7 @@ else as plain strings. Errors name the offending key and the accepted values.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,6 +47,14 @@ def apply_override(data: dict[str, Any], override: str) -> None:
             raise AgentGymError(f"bad override {override!r}: {part!r} is not a table")
         node = child
     node[leaf] = parse_value(raw)
+
+
+def parse_overrides(overrides: Sequence[str] | None) -> dict[str, Any]:
+    """``["catalogue=small", "a.b=1"]`` -> ``{"catalogue": "small", "a": {"b": 1}}``."""
+    data: dict[str, Any] = {}
+    for override in overrides or []:
+        apply_override(data, override)
+    return data
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

@@ -83,7 +83,6 @@ class RemoteEnv(TextEnv):
         self._session: str | None = None
         served = self._request("GET", "/spec")
         check_options(self.url, served, served_options)
-        self.served_env: str = served["env"]
         self.instructions = served["instructions"]
         self.action_format = served["action_format"]
         self.splits = tuple(served["splits"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 
 # No model hub is reachable from the test machines: fail hub lookups at once instead of retrying.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -27,6 +28,18 @@ def toy_envs():
     yield TOY_ENVS
     for env_id in TOY_ENVS:
         agentgym.deregister(env_id)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def free_port():
+    """A function returning a TCP port that is free on loopback when it is called."""
+    return _free_port
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from rich.table import Table
 
 from agentgym.checker import check_env
 from agentgym.cli.app import app, console
-from agentgym.config import apply_override
+from agentgym.config import parse_overrides
 from agentgym.registry import spec
 
 
@@ -20,9 +20,7 @@ def check_env_command(
 ) -> None:
     """Check that ENV follows the text-environment contract; exits 1 if a check fails."""
     spec(env)  # unknown ids fail here with a suggestion
-    env_kwargs: dict = {}
-    for option in options or []:
-        apply_override(env_kwargs, option)
+    env_kwargs = parse_overrides(options)
     report = check_env(env, env_kwargs, seed=seed, fuzz_steps=fuzz_steps)
     table = Table(title=f"check-env {env}")
     table.add_column("check")

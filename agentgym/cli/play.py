@@ -10,7 +10,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from agentgym.cli.app import app, console
-from agentgym.config import apply_override
+from agentgym.config import parse_overrides
 from agentgym.registry import make
 
 HELP = (
@@ -43,9 +43,7 @@ def play_command(
     options: list[str] = typer.Argument(None, help="environment options as key=value"),
 ) -> None:
     """Play ENV yourself: the observation is shown, you type the actions."""
-    env_kwargs: dict = {}
-    for option in options or []:
-        apply_override(env_kwargs, option)
+    env_kwargs = parse_overrides(options)
     environment = make(env, **env_kwargs)
     console.print(HELP, style="dim")
     reset_options: dict[str, Any] = {}

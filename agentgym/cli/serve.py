@@ -23,7 +23,7 @@ from pathlib import Path
 import typer
 
 from agentgym.cli.app import app, console
-from agentgym.config import apply_override
+from agentgym.config import parse_overrides
 from agentgym.core import AgentGymError
 
 serve_app = typer.Typer(
@@ -84,8 +84,6 @@ def serve_env(
             f"serving needs fastapi and uvicorn ({error}): pip install 'agentgym[server]'"
         ) from None
 
-    env_kwargs: dict = {}
-    for option in options or []:
-        apply_override(env_kwargs, option)
+    env_kwargs = parse_overrides(options)
     console.print(f"serving {env} on http://{host}:{port} (Ctrl-C to stop)")
     serve(env, env_kwargs, host=host, port=port, max_sessions=max_sessions)

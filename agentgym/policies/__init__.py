@@ -57,11 +57,10 @@ def make_policy(spec: str, **context: Any) -> Policy | ScriptedPolicy:
         from agentgym.policies.vllm import VLLMPolicy
 
         return VLLMPolicy(spec[len("vllm:") :])
-    if spec.startswith("hf:"):
-        spec = spec.removeprefix("hf:")
-        return _hf_policy(str(model_directory(spec) or spec))
-    if (directory := model_directory(spec)) is not None:
-        return _hf_policy(str(directory))
+    name = spec.removeprefix("hf:")
+    directory = model_directory(name)
+    if spec.startswith("hf:") or directory is not None:
+        return _hf_policy(str(directory or name))
     if spec in POLICIES:
         factory = POLICIES.get(spec)
         # Context such as env_id is offered to every factory; each takes what it declares.

@@ -1,7 +1,6 @@
 """The remote environment: a served environment behaves as the local one, for agents and the engine."""
 
 import json
-import socket
 import subprocess
 import sys
 
@@ -14,12 +13,6 @@ from agentgym.policies import ExpertPolicy
 from agentgym.rollout import GroupRequest, RolloutEngine
 from agentgym.tools.env_server import create_app
 from agentgym.tools.retrieval import wait_until_ready
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
@@ -89,14 +82,14 @@ def test_a_missing_url_says_what_to_pass():
         agentgym.make("remote")
 
 
-def test_an_unreachable_server_is_a_one_line_error():
+def test_an_unreachable_server_is_a_one_line_error(free_port):
     port = free_port()
     with pytest.raises(RemoteEnvError, match=f"127.0.0.1:{port}: ConnectError"):
         agentgym.make("remote", url=f"http://127.0.0.1:{port}", timeout=2)
 
 
 @pytest.mark.slow
-def test_eval_over_a_served_webshop_matches_eval_on_the_local_one(tmp_path):
+def test_eval_over_a_served_webshop_matches_eval_on_the_local_one(tmp_path, free_port):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = (tmp_path / "server.log").open("w")

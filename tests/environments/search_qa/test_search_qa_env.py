@@ -1,5 +1,4 @@
 import json
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -235,13 +234,7 @@ def test_inconsistent_options_are_refused(kwargs, message):
         SearchQAEnv(**kwargs)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def test_the_env_searches_through_a_retrieval_server(tmp_path):
+def test_the_env_searches_through_a_retrieval_server(tmp_path, free_port):
     generate_knowledge_base().write_corpus(tmp_path / "kb.jsonl")
     port = free_port()
     url = f"http://127.0.0.1:{port}"

@@ -1,4 +1,3 @@
-import socket
 import subprocess
 import sys
 
@@ -95,13 +94,7 @@ def test_a_retriever_failure_is_a_500_and_the_next_request_is_served():
     assert client.post("/retrieve", json={"queries": ["fine"]}).json() == {"result": [[]]}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def test_the_cli_builds_an_index_and_serves_it_on_loopback(corpus, tmp_path):
+def test_the_cli_builds_an_index_and_serves_it_on_loopback(corpus, tmp_path, free_port):
     corpus.to_jsonl(tmp_path / "corpus.jsonl")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
