@@ -39,6 +39,7 @@ from collections.abc import Hashable, Sequence
 from typing import Any, ClassVar
 
 import gymnasium
+import numpy as np
 from gymnasium import spaces
 
 TaskId = int | str
@@ -140,6 +141,16 @@ class TextEnv(gymnasium.Env[str, str]):
         """Remembers ``observation`` for :meth:`render` and returns it."""
         self._last_observation = observation
         return observation
+
+
+def task_index(value: Any, count: int, where: str) -> int:
+    """``options["task_id"]`` as an index below ``count``, or a ValueError saying what ``where``
+    (a split, say) holds: an integer or a string of digits, never a bool, a fraction or a list."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not 0 <= value < count:
+        raise ValueError(f"task_id {value!r} is not in {where}: ids are 0..{count - 1}")
+    return int(value)
 
 
 def is_hashable(value: Any) -> bool:

@@ -7,8 +7,8 @@ Example::
     env = agentgym.make("my-env")            # or gymnasium.make("agentgym/my-env")
 
 Third-party packages add environments through the entry-point group ``agentgym.environments``. An
-entry point may name a function, which is called once to register environments, or an environment
-class (or factory), which is registered under the entry point's name::
+entry point may name a function, which is called once (with no arguments) to register
+environments, or an environment class, which is registered under the entry point's name::
 
     [project.entry-points."agentgym.environments"]
     my-env = "my_pkg.envs:MyEnv"
@@ -63,24 +63,31 @@ def register(
 
     ``entry_point`` is ``"module:Class"`` (imported only when the environment is made) or a callable
     returning the environment; ``kwargs`` are the defaults that ``make`` merges with its own.
-    Registering a taken id with a different entry point or defaults is an error.
+    Registering a taken id with a different entry point, defaults or time limit is an error.
     """
     name = full_id(id)
     existing = gymnasium.registry.get(name)
     if existing is not None:
-        if existing.entry_point == entry_point and existing.kwargs == kwargs:
+        same = (existing.entry_point, existing.kwargs, existing.max_episode_steps, existing.nondeterministic)
+        if same == (entry_point, kwargs, max_episode_steps, nondeterministic):
             return
         raise AgentGymError(
             f"environment id {short_id(name)!r} is already registered "
             f"(entry point {existing.entry_point!r}); pick another id"
         )
-    gymnasium.register(
-        name,
-        entry_point=entry_point,
-        max_episode_steps=max_episode_steps,
-        nondeterministic=nondeterministic,
-        kwargs=kwargs,
-    )
+    try:
+        gymnasium.register(
+            name,
+            entry_point=entry_point,
+            max_episode_steps=max_episode_steps,
+            nondeterministic=nondeterministic,
+            # gymnasium's passive checker breaks an instance whose first reset raises (every later
+            # step fails in the checker); `agentgym check-env` runs its checks on demand instead.
+            disable_env_checker=True,
+            kwargs=kwargs,
+        )
+    except gymnasium.error.Error as error:
+        raise AgentGymError(f"cannot register environment id {id!r}: {error}") from None
 
 
 def deregister(id: str) -> None:
@@ -109,21 +116,34 @@ def spec(id: str) -> EnvSpec:
     return gymnasium.registry[name]
 
 
+def entry_point_of(env_spec: EnvSpec) -> Callable[..., gymnasium.Env]:
+    """The class (or function) ``env_spec`` makes instances with, imported; an import that fails (an
+    optional dependency not installed) is a one-line error naming the environment."""
+    entry = env_spec.entry_point
+    if not isinstance(entry, str):
+        return entry
+    try:
+        return load_object(entry)
+    except (ImportError, AttributeError) as error:
+        raise AgentGymError(
+            f"{short_id(env_spec.id)}: cannot import {entry} ({type(error).__name__}: {error}); "
+            "install what it needs"
+        ) from None
+
+
 def make(id: str, **kwargs: Any) -> gymnasium.Env:
     """Creates a registered environment; ``kwargs`` override the registered defaults.
 
     Example::
 
-        env = agentgym.make("webshop", split="test")
-        obs, info = env.reset(seed=0, options={"task_id": 0})
+        env = agentgym.make("webshop", catalogue="small")
+        obs, info = env.reset(seed=0, options={"split": "test", "task_id": 0})
     """
     env_spec = spec(id)
+    entry = entry_point_of(env_spec)
     try:
         return gymnasium.make(env_spec.id, **kwargs)
     except TypeError as error:
-        entry = env_spec.entry_point
-        if isinstance(entry, str):
-            entry = load_object(entry)
         accepted = _accepted_kwargs(entry)
         unknown = sorted(set(kwargs) - accepted) if accepted is not None else []
         if unknown:

@@ -12,7 +12,8 @@ Each instance opens a session on the server (one environment there) and closes i
 Other keyword options are the served environment's own and are checked against the server's (a
 recipe's ``env_kwargs: {catalogue: small}`` then holds only against a server started with
 ``catalogue=small``); they cannot change it. Instructions, action format and splits are the served
-environment's, read from ``GET /spec``; the info dict is the served one, with the anchor's lists
+environment's, read from ``GET /spec``, and so is the turn limit the rollout engine keeps to
+(``max_episode_steps``); the info dict is the served one, with the anchor's lists
 read back as tuples so that it stays hashable for step grouping. A request the server refuses raises
 :class:`AgentGymError` with its message (``NotImplementedError`` for an environment without a
 scripted expert); one it fails on, or a connection that breaks, raises :class:`RemoteEnvError`.
@@ -43,12 +44,13 @@ def frozen(value: Any) -> Any:
 
 
 def check_options(url: str, served: dict[str, Any], expected: dict[str, Any]) -> None:
-    """Raises unless the server's environment was made with ``expected`` (a recipe's env options)."""
-    options = served["env_kwargs"]
+    """Raises unless the server's environment was made with ``expected`` (a recipe's env options);
+    an option given at its default value matches a server that left it at its default."""
+    options = served["options"]
     wrong = []
     for key, value in expected.items():
         if key not in options:
-            wrong.append(f"{key} at its default")
+            wrong.append(f"no option {key} it can report")
         elif options[key] != json.loads(json.dumps(value)):  # as the server sent its own: in JSON
             wrong.append(f"{key}={options[key]!r}")
     if wrong:
@@ -86,6 +88,7 @@ class RemoteEnv(TextEnv):
         self.instructions = served["instructions"]
         self.action_format = served["action_format"]
         self.splits = tuple(served["splits"])
+        self.max_episode_steps: int | None = served["max_episode_steps"]  # the server's; rollouts keep to it
         self._session = self._request("POST", "/sessions")["session"]
 
     def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:

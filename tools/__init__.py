@@ -1,1 +1,1 @@
-"""Tools agents use inside environments: sandboxes, retrievers and their servers."""
+"""Tools agents use inside environments, and servers: retrievers and their server, the environment server."""

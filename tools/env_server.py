@@ -10,8 +10,8 @@ another. The protocol (JSON bodies and answers):
 
 ==========================================  ============================================================
 ``GET /health``                             ``{"status": "ok", "env": id, "sessions": n}``
-``GET /spec``                               ``{"env", "env_kwargs", "instructions", "action_format",
-                                            "splits", "max_episode_steps"}``
+``GET /spec``                               ``{"env", "env_kwargs", "options", "instructions",
+                                            "action_format", "splits", "max_episode_steps"}``
 ``POST /sessions``                          makes an instance: ``{"session": id}`` (429 when full)
 ``POST /sessions/{id}/reset``               ``{"seed": int | null, "options": {...} | null}`` ->
                                             ``{"observation": str, "info": {...}}``
@@ -24,13 +24,17 @@ another. The protocol (JSON bodies and answers):
 
 Errors come as ``{"error": "<what is wrong>"}``: 404 for an unknown session, 422 for a malformed
 body or a request the environment refuses (an unknown task, a step before reset), 500 when the
-environment fails; none stops the server or the other sessions. Calls on one session run one at a
+environment fails (answered on the same connection, which stays open); none stops the server or
+the other sessions. ``env_kwargs`` are the options the server was started with, ``options`` every
+option the environment was made with, defaults included (those with JSON values), and
+``max_episode_steps`` the made environment's turn limit. Calls on one session run one at a
 time; sessions run in parallel. Sessions idle for ``idle_timeout`` seconds are closed when room is
 needed for a new one.
 """
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 import uuid
@@ -43,16 +47,16 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from gymnasium.error import ResetNeeded
-from pydantic import BaseModel, ConfigDict, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from agentgym.core import AgentGymError
-from agentgym.registry import make, short_id, spec
+from agentgym.registry import entry_point_of, make, short_id, spec
 
 
 class ResetRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0)
     options: dict[str, Any] | None = None
 
 
@@ -66,12 +70,38 @@ class _Refused(Exception):
     """A request the environment refuses (422), as opposed to one it fails on (500)."""
 
 
+class _Failed(Exception):
+    """An environment failure (500). Its own exception class, unlike a bare ``Exception``, is
+    answered without closing the connection, so the client's next request on it goes through."""
+
+
 class _UnknownSession(Exception):
     pass
 
 
 REFUSALS = (AgentGymError, ValueError, KeyError, IndexError, ResetNeeded)
 """What an environment raises for a request it cannot serve (an unknown task, a step before reset)."""
+
+
+def is_json(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and is_json(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return all(is_json(item) for item in value)
+    return value is None or isinstance(value, bool | int | float | str)
+
+
+def resolved_options(env_spec: gymnasium.envs.registration.EnvSpec, env_kwargs: dict[str, Any]) -> dict:
+    """Every option an instance is made with: the constructor's defaults, then the registered ones,
+    then ``env_kwargs``; those whose values JSON can carry."""
+    try:
+        parameters = inspect.signature(entry_point_of(env_spec)).parameters.values()
+    except (TypeError, ValueError):
+        parameters = []
+    options = {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+    options.update(env_spec.kwargs, **env_kwargs)
+    options.pop("render_mode", None)
+    return {key: plain(value) for key, value in options.items() if is_json(value)}
 
 
 def plain(value: Any) -> Any:
@@ -105,14 +135,15 @@ def create_app(
     env_kwargs = dict(env_kwargs or {})
     env_spec = spec(env_id)
     name = short_id(env_spec.id)
-    probe = make(name, **env_kwargs).unwrapped  # bad options fail here, at start, not per session
+    probe = make(name, **env_kwargs)  # bad options fail here, at start, not per session
     description = {
         "env": name,
         "env_kwargs": plain(env_kwargs),
-        "instructions": probe.instructions,
-        "action_format": probe.action_format,
-        "splits": list(probe.splits),
-        "max_episode_steps": env_spec.max_episode_steps,
+        "options": resolved_options(env_spec, env_kwargs),
+        "instructions": probe.unwrapped.instructions,
+        "action_format": probe.unwrapped.action_format,
+        "splits": list(probe.unwrapped.splits),
+        "max_episode_steps": probe.spec.max_episode_steps if probe.spec else env_spec.max_episode_steps,
     }
     probe.close()
     sessions: dict[str, _Session] = {}
@@ -139,9 +170,12 @@ def create_app(
     async def not_implemented(request: Request, error: NotImplementedError) -> JSONResponse:
         return JSONResponse({"error": str(error) or "not implemented"}, status_code=501)
 
-    @app.exception_handler(Exception)
-    async def failed(request: Request, error: Exception) -> JSONResponse:
-        return JSONResponse({"error": f"{name} failed: {type(error).__name__}: {error}"}, status_code=500)
+    @app.exception_handler(_Failed)
+    async def failed(request: Request, error: _Failed) -> JSONResponse:
+        return JSONResponse({"error": str(error)}, status_code=500)
+
+    def failure(error: Exception) -> _Failed:
+        return _Failed(f"{name} failed: {type(error).__name__}: {error}")
 
     def call(session_id: str, method: Callable[[gymnasium.Env], Any]) -> Any:
         """``method(env)`` on the session's environment, one call at a time per session."""
@@ -155,6 +189,10 @@ def create_app(
                 return method(session.env)
             except REFUSALS as error:
                 raise _Refused(f"{type(error).__name__}: {error}") from error
+            except NotImplementedError:
+                raise
+            except Exception as error:
+                raise failure(error) from error
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -177,7 +215,10 @@ def create_app(
                 )
             session_id = uuid.uuid4().hex  # never reused, so a stale id cannot reach another's session
             # made under the lock, so that concurrent opens cannot pass the limit together
-            sessions[session_id] = _Session(make(name, **env_kwargs))
+            try:
+                sessions[session_id] = _Session(make(name, **env_kwargs))
+            except Exception as error:
+                raise failure(error) from error
         return {"session": session_id}
 
     @app.delete("/sessions/{session_id}")

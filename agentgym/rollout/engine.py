@@ -25,7 +25,7 @@ import inspect
 import itertools
 import os
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,9 +36,8 @@ import numpy as np
 from agentgym.agents.chat import AgentConfig, ChatAgent
 from agentgym.agents.parsing import ParsedAction
 from agentgym.core import AgentGymError, TaskId
-from agentgym.plugins import load_object
 from agentgym.policies.base import Completion, Policy, SamplingParams, ScriptedPolicy
-from agentgym.registry import short_id, spec
+from agentgym.registry import entry_point_of, short_id, spec
 from agentgym.rollout.workers import EnvPool, EnvWorkerError, ProcessEnvPool, ThreadEnvPool
 from agentgym.trajectory import Step, Trajectory, TrajectoryGroup
 
@@ -60,8 +59,13 @@ class GroupRequest:
         return self.group or f"{self.split or 'default'}/{self.task_id}/{self.seed}"
 
 
-def make_env(env_spec: gymnasium.envs.registration.EnvSpec, kwargs: dict[str, Any]) -> gymnasium.Env:
-    """Module-level (picklable) environment factory for worker processes."""
+def make_env(
+    env_spec: gymnasium.envs.registration.EnvSpec, kwargs: dict[str, Any], max_steps: int | None = None
+) -> gymnasium.Env:
+    """Module-level (picklable) environment factory for worker processes; ``max_steps`` replaces the
+    registered time limit (which would otherwise cut a longer one short)."""
+    if max_steps is not None:
+        kwargs = {**kwargs, "max_episode_steps": max_steps}
     return gymnasium.make(env_spec, **kwargs)
 
 
@@ -86,8 +90,11 @@ def _task_ids(env: gymnasium.Env, split: str) -> list[TaskId]:
     return list(env.unwrapped.task_ids(split))
 
 
-def _agent_facts(env: gymnasium.Env) -> tuple[str, str]:
-    return env.unwrapped.instructions, env.unwrapped.action_format
+def _instance_facts(env: gymnasium.Env) -> tuple[str, str, int | None]:
+    """What an instance says about itself: its instructions, action format and, when it knows one
+    better than its registration (a served environment: the server's), its turn limit."""
+    inner = env.unwrapped
+    return inner.instructions, inner.action_format, getattr(inner, "max_episode_steps", None)
 
 
 @dataclass
@@ -116,9 +123,12 @@ class RolloutEngine:
         parallelism: ``"thread"`` or ``"process"``; default: the environment class's preference.
         num_processes: worker processes for process pools (default: CPU count).
         timeout: seconds one environment call may take before its episode is failed.
-        max_steps: turns per episode (default: the registered ``max_episode_steps``, else 50).
+        max_steps: turns per episode (default: the environment's ``max_episode_steps``, as made with
+            ``env_kwargs`` or as served, else 50).
         agent_config: prompt and parsing options of the default chat agent.
         record_prompts: keep each step's chat messages in the trajectories (large).
+        agent_factory: makes each episode's agent (default: a ``ChatAgent`` with ``agent_config``
+            and the environment's instructions and action format).
     """
 
     def __init__(
@@ -137,19 +147,18 @@ class RolloutEngine:
         self.spec = spec(env_id)
         self.env_id = short_id(self.spec.id)
         self.env_kwargs = dict(env_kwargs or {})
-        env_class = self.spec.entry_point
-        if isinstance(env_class, str):
-            env_class = load_object(env_class)
+        env_class = entry_point_of(self.spec)
         self.env_class = env_class if inspect.isclass(env_class) else None
         self.parallelism = parallelism or getattr(self.env_class, "parallelism", "thread")
         if self.parallelism not in ("thread", "process"):
             raise AgentGymError(f"parallelism must be 'thread' or 'process', got {self.parallelism!r}")
-        self.max_steps = max_steps or self.spec.max_episode_steps or 50
+        # else the limit it is made with, or the one a served instance reports at the first run
+        self.max_steps = max_steps or self.env_kwargs.get("max_episode_steps") or self.spec.max_episode_steps
         self.record_prompts = record_prompts
         self.generation_seconds = 0.0  # time spent inside policy.generate, for timing breakdowns
         self.agent_config = agent_config or AgentConfig()
         self.agent_factory = agent_factory
-        factory = functools.partial(make_env, self.spec, self.env_kwargs)
+        factory = functools.partial(make_env, self.spec, self.env_kwargs, max_steps)
         self.pool: EnvPool
         if self.parallelism == "process":
             self.pool = ProcessEnvPool(
@@ -175,6 +184,12 @@ class RolloutEngine:
     ) -> list[TrajectoryGroup]:
         """Rolls out every request ``group_size`` times; returns the groups in request order."""
         sampling = sampling or SamplingParams()
+        repeated = [key for key, n in Counter(r.group_id for r in requests).items() if n > 1]
+        if repeated:
+            raise AgentGymError(
+                f"requests repeat group id(s) {repeated[:3]}: give each a distinct seed or group name"
+            )
+        self._read_instance_facts()
         queue = deque(
             self._new_episode(request, member) for request in requests for member in range(group_size)
         )
@@ -251,17 +266,21 @@ class RolloutEngine:
             traj=member,
             seed=request.seed,
         )
-        return _Episode(request, member, trajectory, self._new_agent())
+        return _Episode(request, member, trajectory, self.agent_factory())
 
-    def _new_agent(self) -> ChatAgent:
+    def _read_instance_facts(self) -> None:
+        """The agent's instructions and the turn limit, asked of an instance once, not of the class:
+        a served environment learns them from its server."""
+        if self.agent_factory is not None and self.max_steps is not None:
+            return
+        try:
+            instructions, action_format, limit = self.pool.result(0, self.pool.submit(0, _instance_facts))
+        except EnvWorkerError as error:
+            raise AgentGymError(f"{self.env_id}: cannot make the environment: {error}") from None
         if self.agent_factory is None:
-            # Asked of an instance, not the class: a served environment learns them from its server.
-            try:
-                facts = self.pool.result(0, self.pool.submit(0, _agent_facts))
-            except EnvWorkerError as error:
-                raise AgentGymError(f"{self.env_id}: cannot make the environment: {error}") from None
-            self.agent_factory = functools.partial(ChatAgent, self.agent_config, *facts)
-        return self.agent_factory()
+            self.agent_factory = functools.partial(ChatAgent, self.agent_config, instructions, action_format)
+        if self.max_steps is None:
+            self.max_steps = limit or 50
 
     def _start(self, episode: _Episode, observation: str, info: dict[str, Any]) -> None:
         trajectory = episode.trajectory

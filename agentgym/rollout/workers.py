@@ -43,12 +43,14 @@ def _describe(error: BaseException) -> str:
 
 
 class _Lane:
-    """A daemon thread that executes requests one at a time."""
+    """A daemon thread that executes requests one at a time and runs ``on_stop`` when stopped."""
 
-    def __init__(self, execute: Callable[[Any], Any], name: str):
+    def __init__(self, execute: Callable[[Any], Any], name: str, on_stop: Callable[[], None] = lambda: None):
         self._execute = execute
+        self._on_stop = on_stop
         self._requests: queue.SimpleQueue[tuple[Any, Future] | None] = queue.SimpleQueue()
-        threading.Thread(target=self._loop, name=name, daemon=True).start()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
 
     def put(self, request: Any) -> Future:
         future: Future = Future()
@@ -56,7 +58,11 @@ class _Lane:
         return future
 
     def stop(self) -> None:
+        """Stops after the requests already queued."""
         self._requests.put(None)
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
 
     def _loop(self) -> None:
         while (item := self._requests.get()) is not None:
@@ -69,18 +75,20 @@ class _Lane:
                 future.set_exception(
                     error if isinstance(error, EnvWorkerError) else EnvWorkerError(_describe(error))
                 )
+        with contextlib.suppress(Exception):
+            self._on_stop()
 
 
 class ThreadEnvPool:
-    """Each slot owns an environment and a thread. A hung call's thread cannot be killed: it is
-    abandoned (it is a daemon) and the slot gets a new thread and environment."""
+    """Each slot owns a thread, and the thread its environment. A hung call's thread cannot be
+    killed: it is abandoned (it is a daemon) with its environment, which it closes if the call ever
+    returns, and the slot gets a new thread and environment."""
 
     def __init__(self, factory: EnvFactory, num_slots: int, timeout: float | None = None):
         self.factory = factory
         self.timeout = timeout
         self.generation = [0] * num_slots
         self.restarts: list[str] = []
-        self._envs: list[gymnasium.Env | None] = [None] * num_slots
         self._lanes = [self._new_lane(slot) for slot in range(num_slots)]
 
     @property
@@ -88,15 +96,24 @@ class ThreadEnvPool:
         return len(self._lanes)
 
     def _new_lane(self, slot: int) -> _Lane:
+        # The environment belongs to its lane, so an abandoned lane's late call (a slow first
+        # make, say) can only touch its own environment, never the one that replaced it.
+        env: gymnasium.Env | None = None
+
         def execute(request: tuple[Callable[..., Any], tuple, int]) -> Any:
+            nonlocal env
             fn, args, submitted_generation = request
             if submitted_generation != self.generation[slot]:
                 raise EnvWorkerError("the environment was restarted; this episode's state is gone")
-            if self._envs[slot] is None:
-                self._envs[slot] = self.factory()
-            return fn(self._envs[slot], *args)
+            if env is None:
+                env = self.factory()
+            return fn(env, *args)
 
-        return _Lane(execute, name=f"agentgym-env-{slot}")
+        def close() -> None:
+            if env is not None:
+                env.close()
+
+        return _Lane(execute, name=f"agentgym-env-{slot}", on_stop=close)
 
     def submit(self, slot: int, fn: Callable[..., Any], *args: Any) -> Future:
         future = self._lanes[slot].put((fn, args, self.generation[slot]))
@@ -114,7 +131,6 @@ class ThreadEnvPool:
 
     def restart(self, slot: int, reason: str) -> None:
         self._lanes[slot].stop()
-        self._envs[slot] = None
         self.generation[slot] += 1
         self.restarts.append(f"slot {slot}: {reason}")
         self._lanes[slot] = self._new_lane(slot)
@@ -122,10 +138,9 @@ class ThreadEnvPool:
     def close(self) -> None:
         for lane in self._lanes:
             lane.stop()
-        for env in self._envs:
-            if env is not None:
-                with contextlib.suppress(Exception):
-                    env.close()
+        deadline = time.monotonic() + (self.timeout if self.timeout is not None else 60.0)
+        for lane in self._lanes:  # each lane closes its environment once its call in progress ends
+            lane.join(max(0.0, deadline - time.monotonic()))
 
 
 def _process_main(connection: Any, factory: EnvFactory, num_envs: int) -> None:

@@ -41,7 +41,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from agentgym.core import TextEnv
+from agentgym.core import TextEnv, task_index
 from agentgym.environments.alfworld.engine import make_engine
 from agentgym.environments.alfworld.expert import Goal, next_command, parse_goal
 from agentgym.environments.alfworld.games import GeneratedGames, OfficialGames, find_official_root
@@ -191,9 +191,7 @@ class ALFWorldEnv(TextEnv):
             raise ValueError(f"unknown split {split!r}; ALFWorld's splits are {', '.join(SPLITS)}")
         task_types = self.games.task_types(split)
         if options.get("task_id") is not None:
-            task_id = int(options["task_id"])
-            if not 0 <= task_id < len(task_types):
-                raise ValueError(f"task_id {task_id} is not in split {split!r} (0..{len(task_types) - 1})")
+            task_id = task_index(options["task_id"], len(task_types), f"split {split!r}")
         else:
             ids = self.task_ids(split)
             if not ids:
@@ -217,11 +215,9 @@ class ALFWorldEnv(TextEnv):
         if self._engine is None:
             raise RuntimeError("call reset() before step()")
         admissible = self._game["admissible_commands"]
-        command = admissible_form(_normalize(action), admissible)
+        command = admissible_form(_normalize(action), admissible) if isinstance(action, str) else None
         if command is None:
-            error = (
-                f"{action.strip()[:80]!r} is not an admissible command here (see info['available_actions'])"
-            )
+            error = f"{str(action).strip()[:80]!r} is not an admissible command here (see info['available_actions'])"
             info = self._info(won=bool(self._game["won"]), action_valid=False, error=error)
             return self._observe(INVALID_FEEDBACK), 0.0, False, False, info
         self._game, _, _ = self._engine.step(command)

@@ -202,6 +202,8 @@ class SearchQAEnv(TextEnv):
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         if self._done:
             return self._invalid("the question is already answered; call reset() for the next one")
+        if not isinstance(action, str):
+            return self._invalid(f"an action is a string, not {type(action).__name__}")
         parsed = parse_action(action)
         if parsed.kind is None:
             return self._invalid(parsed.error)

@@ -86,6 +86,8 @@ def get_catalogue(
     seed: int = 0,
 ) -> Catalogue:
     """The shared catalogue for a configuration, built on first use."""
+    if data_dir is not None:
+        data_dir = Path(data_dir).expanduser()
     if data_dir is None:
         if goals is not None:
             raise AgentGymError("webshop: goals=... selects goals of the original data; give data_dir too")

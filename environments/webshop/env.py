@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from agentgym.core import TextEnv, text_charset
+from agentgym.core import TextEnv, task_index, text_charset
 from agentgym.environments.webshop.catalogue import Catalogue, get_catalogue
 from agentgym.environments.webshop.data import Goal
 from agentgym.environments.webshop.expert import expert_action
@@ -135,9 +135,7 @@ class WebShopEnv(TextEnv):
         if options.get("task_id") is None:
             split = split or ("train" if "train" in self.splits else self.splits[0])
             return self._draw(split), split
-        task_id = int(options["task_id"])
-        if not 0 <= task_id < len(self.catalogue.goals):
-            raise ValueError(f"webshop: task_id {task_id} is outside 0..{len(self.catalogue.goals) - 1}")
+        task_id = task_index(options["task_id"], len(self.catalogue.goals), "webshop's catalogue")
         own_split = self.catalogue.split_of(task_id)
         if split is not None and split != own_split:
             start, stop = self.catalogue.split_ranges[split]

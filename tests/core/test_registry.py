@@ -49,6 +49,33 @@ def test_registering_a_taken_id_differently_is_an_error_and_same_is_idempotent()
     agentgym.register("test-keydoor", "toy_envs:KeyDoorEnv", max_episode_steps=20)
     with pytest.raises(AgentGymError, match="already registered"):
         agentgym.register("test-keydoor", "toy_envs:FaultyEnv")
+    with pytest.raises(AgentGymError, match="already registered"):
+        agentgym.register("test-keydoor", "toy_envs:KeyDoorEnv", max_episode_steps=99)
+
+
+def test_an_id_gymnasium_cannot_hold_is_a_one_line_error():
+    with pytest.raises(AgentGymError, match="cannot register environment id 'bad id!'"):
+        agentgym.register("bad id!", "toy_envs:KeyDoorEnv")
+
+
+def test_an_environment_whose_module_is_missing_names_it():
+    agentgym.register("test-needs-extra", "no_such_optional_dependency.env:Env")
+    try:
+        with pytest.raises(
+            AgentGymError, match=r"test-needs-extra: cannot import .*no_such_optional_dependency"
+        ):
+            agentgym.make("test-needs-extra")
+    finally:
+        agentgym.deregister("test-needs-extra")
+
+
+def test_an_instance_whose_first_reset_was_refused_still_steps():
+    env = agentgym.make("test-keydoor")
+    with pytest.raises(ValueError):
+        env.reset(seed=0, options={"task_id": "no such task"})
+    env.reset(seed=0, options={"task_id": 1})
+    observation, _, terminated, _, info = env.step("look around")
+    assert isinstance(observation, str) and not terminated and "action_valid" in info
 
 
 def test_time_limit_comes_from_the_registration():

@@ -3,13 +3,15 @@
 import json
 import subprocess
 import sys
+import threading
 
 import pytest
 from fastapi.testclient import TestClient
 
 import agentgym
 from agentgym.environments.remote import RemoteEnvError
-from agentgym.policies import ExpertPolicy
+from agentgym.policies import ExpertPolicy, SamplingParams
+from agentgym.policies.base import Completion
 from agentgym.rollout import GroupRequest, RolloutEngine
 from agentgym.tools.env_server import create_app
 from agentgym.tools.retrieval import wait_until_ready
@@ -57,6 +59,52 @@ def test_the_engine_rolls_out_a_served_environment_as_a_local_one(served):
     assert "take key" in runs["remote"][0][0][0][0]["content"]
 
 
+class Mumbler:
+    """Writes nothing an agent can parse: its turns never reach the environment."""
+
+    def generate(self, prompts, sampling):
+        return [Completion("hmm") for _ in prompts]
+
+
+def test_the_engine_keeps_to_the_served_turn_limit(toy_envs):
+    served = {
+        "url": "http://keydoor",
+        "client": TestClient(create_app("test-keydoor", {"max_episode_steps": 6})),
+    }
+    with RolloutEngine("remote", served, num_slots=1) as engine:
+        (group,) = engine.run(Mumbler(), [GroupRequest(task_id=1, split="train")], sampling=SamplingParams())
+    (trajectory,) = group.trajectories
+    assert len(trajectory.steps) == 6 and trajectory.steps[-1].truncated
+
+
+@pytest.fixture
+def live_faulty_server(free_port):
+    """A faulty KeyDoor served by uvicorn on a real loopback socket."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app("test-faulty"), host="127.0.0.1", port=port, log_level="error")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    wait_until_ready(url, timeout=30)
+    yield url
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_after_a_server_failure_the_same_connection_serves_the_next_request(live_faulty_server):
+    env = agentgym.make("remote", url=live_faulty_server).unwrapped
+    for _ in range(10):
+        env.reset(seed=0)
+        with pytest.raises(RemoteEnvError, match="RuntimeError: boom"):
+            env.step("raise")
+        assert env.step("take key")[4]["action_valid"] in (True, False)  # answered, not a broken connection
+    env.close()
+
+
 def test_refusals_and_failures_raise_with_the_servers_message(toy_envs):
     client = TestClient(create_app("test-faulty"), raise_server_exceptions=False)
     env = agentgym.make("remote", url="http://faulty", client=client).unwrapped
@@ -73,8 +121,11 @@ def test_served_options_are_checked_not_changed(served):
         agentgym.AgentGymError, match=r"serves test-keydoor with num_rooms=5; expected num_rooms=4"
     ):
         agentgym.make("remote", num_rooms=4, **served)
-    with pytest.raises(agentgym.AgentGymError, match="key_reward at its default"):
+    with pytest.raises(agentgym.AgentGymError, match=r"with key_reward=0\.0; expected key_reward=0\.5"):
         agentgym.make("remote", key_reward=0.5, **served)
+    agentgym.make("remote", key_reward=0.0, **served).close()  # its default, which the server left as is
+    with pytest.raises(agentgym.AgentGymError, match="no option colour it can report"):
+        agentgym.make("remote", colour="red", **served)
 
 
 def test_a_missing_url_says_what_to_pass():

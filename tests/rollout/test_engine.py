@@ -146,3 +146,31 @@ def test_a_dying_worker_process_is_restarted_and_its_episodes_fail():
     assert all(t.failed and "died" in t.error for t in died)
     assert sum(t.won for g in groups for t in g.trajectories) >= 2
     assert all(t.won for g in after for t in g.trajectories)
+
+
+def wander(actions, text):
+    return "<action>look around</action>"
+
+
+@pytest.mark.parametrize(
+    ("engine_kwargs", "turns"),
+    [
+        ({}, 20),  # the registered limit
+        ({"max_steps": 30}, 30),  # longer than the registered one
+        ({"max_steps": 7}, 7),
+        ({"env_kwargs": {"max_episode_steps": 9}}, 9),  # the limit the environment is made with
+    ],
+)
+def test_episodes_end_at_the_turn_limit_asked_for(engine_kwargs, turns):
+    with RolloutEngine("test-keydoor", num_slots=1, **engine_kwargs) as engine:
+        (group,) = engine.run(TextPolicy(wander), requests(1), sampling=SamplingParams(max_tokens=8))
+    (trajectory,) = group.trajectories
+    assert len(trajectory.steps) == turns and trajectory.steps[-1].truncated
+
+
+def test_requests_for_the_same_group_are_refused():
+    with (
+        RolloutEngine("test-keydoor", num_slots=1) as engine,
+        pytest.raises(AgentGymError, match="repeat group id"),
+    ):
+        engine.run(ExpertPolicy(), [*requests(1), *requests(1)])

@@ -49,6 +49,7 @@ def test_spec_and_health_describe_what_is_served(http):
     assert spec == {
         "env": "test-keydoor",
         "env_kwargs": {"num_rooms": 5},
+        "options": {"num_rooms": 5, "tasks_per_split": 5, "key_reward": 0.0},
         "instructions": "Actions: 'go <room>', 'take key', 'open door'.",
         "action_format": "tags",
         "splits": ["train", "test"],
@@ -57,6 +58,8 @@ def test_spec_and_health_describe_what_is_served(http):
     assert http.get("/health").json() == {"status": "ok", "env": "test-keydoor", "sessions": 0}
     open_session(http)
     assert http.get("/health").json()["sessions"] == 1
+    shorter = TestClient(create_app("test-keydoor", {"max_episode_steps": 6})).get("/spec").json()
+    assert shorter["max_episode_steps"] == 6  # the limit the served instances were made with
 
 
 def test_requests_the_environment_refuses_get_a_422_and_the_session_lives_on(http):
@@ -71,7 +74,19 @@ def test_requests_the_environment_refuses_get_a_422_and_the_session_lives_on(htt
         bad_body.status_code == 422
         and "malformed request: action: Field required" in bad_body.json()["error"]
     )
+    negative_seed = http.post(f"/sessions/{session}/reset", json={"seed": -1})
+    assert negative_seed.status_code == 422 and "seed" in negative_seed.json()["error"]
     assert http.post(f"/sessions/{session}/reset", json={"seed": 0}).status_code == 200
+    assert http.post(f"/sessions/{session}/step", json={"action": "take key"}).status_code == 200
+
+
+def test_a_session_whose_first_reset_was_refused_plays_on(http):
+    session = open_session(http)
+    refused = http.post(f"/sessions/{session}/reset", json={"options": {"task_id": "no such task"}})
+    assert refused.status_code == 422
+    http.post(f"/sessions/{session}/reset", json={"seed": 0, "options": {"task_id": 1}})
+    step = http.post(f"/sessions/{session}/step", json={"action": "look around"})
+    assert step.status_code == 200 and step.json()["info"]["task_id"] == 1
 
 
 def test_unknown_and_closed_sessions_are_404(http):

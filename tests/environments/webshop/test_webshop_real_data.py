@@ -139,6 +139,13 @@ def test_missing_files_explain_themselves(tmp_path):
         load_real_catalogue(FIXTURES, "nonsense")
 
 
+def test_a_data_dir_under_the_home_directory_may_start_with_a_tilde(tmp_path, monkeypatch):
+    (tmp_path / "webshop").symlink_to(FIXTURES)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    env = agentgym.make("webshop", data_dir="~/webshop", goals="human")
+    assert env.unwrapped.task_ids("test") == [0, 1, 2, 3]
+
+
 def play(env, task_id, actions):
     env.reset(seed=0, options={"task_id": task_id})
     for action in actions:
