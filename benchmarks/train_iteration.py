@@ -37,11 +37,19 @@ PHASES = {
 }
 
 
+def at_least_one(text: str) -> int:
+    """argparse type: the medians need at least one measured iteration."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="webshop")
     parser.add_argument("--algo", default=None, help="estimator [default: the recipe's]")
-    parser.add_argument("--iterations", type=int, default=6)
+    parser.add_argument("--iterations", type=at_least_one, default=6)
     parser.add_argument("overrides", nargs="*", help="training-config overrides, e.g. rollout.group_size=4")
     args = parser.parse_args()
 

@@ -19,6 +19,7 @@ from typing import Any
 from agentgym.trainers.estimators import (
     ESTIMATORS,
     Estimator,
+    check_parameters,
     compute_advantages,
     estimator,
     estimator_parameters,
@@ -53,6 +54,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ESTIMATORS",
     "Estimator",
+    "check_parameters",
     "compute_advantages",
     "estimator",
     "estimator_parameters",

@@ -3,7 +3,9 @@
 ``checkpoints/<name>/`` holds the model (or LoRA adapter) with its tokenizer, the optimizer state, the
 random-number states and ``state.json`` (iteration, stage, summary so far). It is written to a hidden
 staging directory and renamed into place; ``checkpoints/latest`` names the newest complete checkpoint
-and is replaced atomically, so a reader never sees half a checkpoint.
+and is replaced atomically, so a reader never sees half a checkpoint. Saving a name again (``final``
+of a resumed run) moves the old copy aside before the new one takes its place and deletes it only
+then: at every moment one complete copy exists, and :func:`latest_checkpoint` finds it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+PREVIOUS = ".previous"  # suffix of a checkpoint moved aside while its name is saved again
 
 
 def rng_state() -> dict[str, Any]:
@@ -54,36 +58,49 @@ def save_checkpoint(
     torch.save(rng_state(), staging / "rng.pt")
     (staging / "state.json").write_text(json.dumps(state, indent=2))
     final = root / name
+    previous = root / f".{name}{PREVIOUS}"
     if final.exists():
-        shutil.rmtree(final)
+        shutil.rmtree(previous, ignore_errors=True)  # left by a killed save, older than final
+        final.rename(previous)  # deleted only once the new copy is in place
     staging.rename(final)
     pointer = root / ".latest.tmp"
     pointer.write_text(name)
     os.replace(pointer, root / "latest")
+    shutil.rmtree(previous, ignore_errors=True)
     _prune(root, keep, protect=name)
     return final
 
 
+def _complete(root: Path, *, aside: bool = False) -> list[Path]:
+    """Complete checkpoints (``state.json`` is written last), oldest first; with ``aside``, also the
+    copies moved aside by a save that was killed before it finished."""
+    paths = [
+        path
+        for path in root.iterdir()
+        if path.is_dir()
+        and (not path.name.startswith(".") or (aside and path.name.endswith(PREVIOUS)))
+        and (path / "state.json").exists()
+    ]
+    return sorted(paths, key=lambda path: (path / "state.json").stat().st_mtime)
+
+
 def _prune(root: Path, keep: int, protect: str) -> None:
-    complete = sorted(
-        (
-            path
-            for path in root.iterdir()
-            if path.is_dir() and not path.name.startswith(".") and (path / "state.json").exists()
-        ),
-        key=lambda path: path.stat().st_mtime,
-    )
-    for path in complete[:-keep]:
+    for path in _complete(root)[:-keep]:
         if path.name != protect:
             shutil.rmtree(path, ignore_errors=True)
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    pointer = run_dir / "checkpoints" / "latest"
-    if not pointer.exists():
-        return None
-    path = run_dir / "checkpoints" / pointer.read_text().strip()
-    return path if (path / "state.json").exists() else None
+    """The checkpoint ``latest`` names or, when that one is gone (a save killed half-way through
+    replacing it), the newest complete one; None when there is none."""
+    root = run_dir / "checkpoints"
+    pointer = root / "latest"
+    if pointer.exists():
+        path = root / pointer.read_text().strip()
+        if (path / "state.json").exists():
+            return path
+    complete = _complete(root, aside=True) if root.is_dir() else []
+    return complete[-1] if complete else None
 
 
 def read_state(checkpoint: Path) -> dict[str, Any]:

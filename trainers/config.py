@@ -65,7 +65,10 @@ class RolloutSettings(_Section):
     tasks_per_iteration: int = Field(default=8, ge=1, description="B: tasks rolled out per iteration")
     group_size: int = Field(default=8, ge=1, description="G: rollouts per task, sharing its initial state")
     temperature: float = Field(
-        default=1.0, ge=0.0, description="sampling temperature (also used in the loss)"
+        default=1.0,
+        gt=0.0,
+        description="sampling temperature (also used in the loss); above 0, or the G rollouts of a task "
+        "are all the same and leave nothing to learn",
     )
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     max_tokens: int = Field(default=256, ge=1, description="most tokens per turn")
@@ -139,11 +142,15 @@ class TrainConfig(_Section):
         default_factory=dict, description="estimator parameters, e.g. gamma, omega"
     )
     iterations: int = Field(default=20, ge=0, description="RL iterations (rollout + update)")
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
     out: Path | None = Field(
         default=None, description="run directory (default runs/train-<env>-<algo>-<model>-s<seed>)"
     )
-    resume: bool = Field(default=False, description="continue from the run directory's latest checkpoint")
+    resume: bool = Field(
+        default=False,
+        description="continue from the run directory's latest complete checkpoint (a finished run: with "
+        "more iterations); with none, start afresh, unless the directory holds iteration metrics",
+    )
     overwrite: bool = Field(default=False, description="replace an existing run directory")
     checkpoint_every: int = Field(
         default=5, ge=0, description="iterations between checkpoints (0: only at the end)"
@@ -162,24 +169,29 @@ class TrainConfig(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
-        from agentgym.trainers.estimators import ESTIMATORS, estimator_parameters
+        from agentgym.core import AgentGymError
+        from agentgym.trainers.estimators import ESTIMATORS, check_parameters
 
         if self.resume and self.overwrite:
             raise ValueError("resume and overwrite exclude each other: continue the run or replace it")
         if self.algo not in ESTIMATORS:
             ESTIMATORS.get(self.algo)  # raises with the known names and a suggestion
-        accepted = estimator_parameters(self.algo)
-        unknown = sorted(set(self.estimator) - set(accepted))
-        if unknown:
-            raise ValueError(
-                f"estimator {self.algo!r} has no parameter(s) {unknown}; accepted: {sorted(accepted)}"
-            )
+        try:  # here, not after SFT, evaluation and the first rollout
+            check_parameters(self.algo, self.estimator)
+        except AgentGymError as error:
+            raise ValueError(str(error)) from error
         if self.rollout.group_size < 2:
             raise ValueError(
                 f"rollout.group_size={self.rollout.group_size}: group-relative estimators need at least 2 rollouts per task"
             )
         if self.ppo.mini_batches > self.rollout.tasks_per_iteration * self.rollout.group_size:
             raise ValueError("ppo.mini_batches exceeds the number of trajectories per iteration")
+        if self.model.generator == "vllm" and self.rollout.top_p < 1:
+            raise ValueError(
+                f"rollout.top_p={self.rollout.top_p} with model.generator=vllm: vLLM reports the log-probs "
+                "of the top-p truncated distribution while the loss recomputes them over the full one, so "
+                "the PPO ratio would be off from the first step; use top_p=1 or model.generator=hf"
+            )
         return self
 
     def run_dir(self) -> Path:

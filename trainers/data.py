@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from agentgym.policies.hf import mixed_precision
+from agentgym.trainers.losses import entropy_from_logits
 
 
 @dataclass
@@ -129,9 +130,7 @@ def response_log_probs(
         logits = logits / temperature
     log_softmax = torch.log_softmax(logits, dim=-1)
     log_probs = log_softmax.gather(-1, batch.targets.unsqueeze(-1)).squeeze(-1)  # (B, K)
-    entropy = None
-    if with_entropy:
-        entropy = -(log_softmax.exp() * log_softmax).sum(-1)  # (B, K)
+    entropy = entropy_from_logits(logits) if with_entropy else None  # (B, K)
     if batch.allowed_ids is None:
         return log_probs, entropy
     # Constrained positions: the distribution renormalised over the allowed tokens, as sampled.

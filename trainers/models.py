@@ -174,7 +174,7 @@ def build_tiny(
     torch.manual_seed(config.seed)
     model = AutoModelForCausalLM.from_config(model_config)
     share_spaced_embeddings(model, tokenizer)
-    _save_atomically(model, tokenizer, directory)
+    save_atomically(model, tokenizer, directory)
     return directory
 
 
@@ -197,7 +197,9 @@ def share_spaced_embeddings(model: Any, tokenizer: Any) -> int:
     return pairs
 
 
-def _save_atomically(model: Any, tokenizer: Any, directory: Path) -> None:
+def save_atomically(model: Any, tokenizer: Any, directory: Path) -> None:
+    """Saves to a hidden sibling and renames it into place: a reader never finds half a model. When
+    ``directory`` already exists (another process finished the same build first), it is kept."""
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}-"))
     model.save_pretrained(staging)
@@ -235,7 +237,7 @@ def build_smollm2(directory: Path | None = None) -> Path:
         del config.quantization_config
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(dequantised.state_dict())
-    _save_atomically(model, tokenizer, directory)
+    save_atomically(model, tokenizer, directory)
     return directory
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -37,10 +38,14 @@ def ppo_update(
 
     ``reference()`` enters a context yielding the frozen reference model (needed when the KL
     coefficient is positive). Old log-probs come from the rollout when ``rows`` has them (same weights,
-    same temperature), else from this model before its first step.
+    same temperature), else from this model before its first step (computed once, without gradient,
+    so that later mini-batches and epochs are clipped against the policy that the update started from).
     """
     config = settings.loss
     device = next(model.parameters()).device
+    if rows.old_log_probs is None:
+        old = current_log_probs(model, rows, temperature, pad_id, settings.micro_batch_tokens)
+        rows = replace(rows, old_log_probs=old)
     lengths = rows.lengths()
     totals: dict[str, list[float]] = defaultdict(list)
     model.train()
@@ -58,7 +63,7 @@ def ppo_update(
                 log_probs, entropy = response_log_probs(
                     model, batch, temperature, with_entropy=config.entropy_coef > 0
                 )
-                old = log_probs.detach() if old is None else old.to(device)
+                old = old.to(device)
                 ref = None
                 if config.kl_coef > 0:
                     with torch.no_grad(), reference() if reference else nullcontext(model) as ref_model:
@@ -79,3 +84,20 @@ def ppo_update(
             optimizer.step()
     model.eval()
     return {name: float(np.mean(values)) for name, values in totals.items()}
+
+
+@torch.no_grad()
+def current_log_probs(
+    model: torch.nn.Module, rows: TurnRows, temperature: float, pad_id: int, micro_batch_tokens: int
+) -> list[list[float]]:
+    """Each row's response log-probs under ``model`` as it is now, in inference mode like a rollout."""
+    device = next(model.parameters()).device
+    model.eval()
+    values: list[list[float]] = [[] for _ in range(len(rows))]
+    for micro in micro_batches(rows.lengths(), micro_batch_tokens):
+        batch, _ = rows.micro_batch(micro, pad_id)
+        log_probs, _ = response_log_probs(model, batch.to(device), temperature)
+        K = log_probs.shape[1]
+        for row, index in enumerate(micro):
+            values[index] = log_probs[row, K - len(rows.response_ids[index]) :].tolist()
+    return values

@@ -79,16 +79,21 @@ def information_gain(beliefs: Sequence[Sequence[float]]) -> list[list[float]]:
     return [[p[t + 1] - p[t] for t in range(len(p) - 1)] + [math.nan] if p else [] for p in beliefs]
 
 
-def outcomes(trajectories: Sequence[Trajectory], malformed: float = -1.0) -> list[list[float]]:
+def outcomes(
+    trajectories: Sequence[Trajectory], malformed: float = -1.0, rewards: Sequence[float] | None = None
+) -> list[list[float]]:
     """The outcome column: the final turn's reward when it ended the episode with a valid answer,
     ``malformed`` when the episode ended otherwise (an invalid answer, or the turns ran out); NaN
-    on the other turns."""
-    columns = []
+    on the other turns. ``rewards`` (rows, in ``StepBatch.from_trajectories`` order) are the ones the
+    estimator trains on, e.g. ``success_rewards``; default: the environment's."""
+    columns, end = [], 0
     for trajectory in trajectories:
         column = [math.nan] * len(trajectory.steps)
+        end += len(column)
         if column:
             last = trajectory.steps[-1]
-            column[-1] = last.reward if last.terminated and last.valid else malformed
+            reward = last.reward if rewards is None else float(rewards[end - 1])
+            column[-1] = reward if last.terminated and last.valid else malformed
         columns.append(column)
     return columns
 

@@ -12,7 +12,11 @@ The loop reads top to bottom; algorithm specifics arrive as what the estimator d
 the weights after SFT and after every update (``policy.sync_weights``): nothing to do for the
 transformers backend, which generates with the trained model itself; a copy into the engine for
 vLLM. Every iteration draws its tasks and sampling seed from (seed, iteration) alone, so a run
-resumed from a checkpoint repeats exactly what the killed run would have done.
+resumed from a checkpoint repeats exactly what the killed run would have done. Resuming a finished
+run with more iterations continues its RL (optimizer state included) and evaluates it again.
+
+With LoRA, the SFT adapter is merged into the base weights when SFT ends and RL trains a fresh one:
+the base alone (the adapter disabled) is then the KL reference, the model as RL started.
 
 The run directory holds ``config.yaml``, ``metrics.jsonl`` (one line per iteration), TensorBoard
 events, ``eval/<stage>.jsonl`` traces, ``checkpoints/``, the final ``model/`` and ``summary.json``.
@@ -46,7 +50,7 @@ from agentgym.trainers.config import TrainConfig
 from agentgym.trainers.data import TurnRows
 from agentgym.trainers.estimators import compute_advantages, get_estimator
 from agentgym.trainers.losses import dynamic_sampling_mask
-from agentgym.trainers.models import load_model
+from agentgym.trainers.models import load_model, save_atomically
 from agentgym.trainers.ppo import ppo_update
 from agentgym.trainers.probing import answer_beliefs, flatten, information_gain, outcomes
 from agentgym.trainers.rewards import success_rewards
@@ -129,11 +133,12 @@ def rollout_metrics(groups: list[TrajectoryGroup]) -> dict[str, float]:
     }
 
 
-def throughput(batch: StepBatch, timings: dict[str, float], epochs: int) -> dict[str, float]:
-    """Tokens per second of generation (tokens written) and of the update (prompt + response tokens
-    through forward and backward, every PPO epoch counted)."""
+def throughput(batch: StepBatch, kept: StepBatch, timings: dict[str, float], epochs: int) -> dict[str, float]:
+    """Tokens per second of generation (the tokens ``batch`` wrote) and of the update (prompt +
+    response tokens of the ``kept`` rows, the ones dynamic sampling left, through forward and
+    backward, every PPO epoch counted)."""
     generated = sum(len(ids) for ids in batch.response_ids or [])
-    trained = epochs * (generated + sum(len(ids) for ids in batch.prompt_ids or []))
+    trained = epochs * sum(len(ids) for ids in [*(kept.prompt_ids or []), *(kept.response_ids or [])])
     return {
         "throughput/generation_tokens_per_s": generated / max(timings["timing/generation"], 1e-9),
         "throughput/update_tokens_per_s": trained / max(timings["timing/update"], 1e-9),
@@ -154,6 +159,12 @@ class Trainer:
     # Setup ------------------------------------------------------------------------------------
 
     def _prepare_run_dir(self) -> Path | None:
+        """The checkpoint to continue (None: start afresh), once the run directory is ready for the run.
+
+        ``resume`` continues the latest complete checkpoint. Without one, a run killed before its first
+        checkpoint starts again from scratch, but a directory that holds iteration metrics and no
+        checkpoint is an error rather than silently emptied (``overwrite`` replaces it).
+        """
         checkpoint = latest_checkpoint(self.run_dir)
         if self.run_dir.exists() and any(self.run_dir.iterdir()):
             if self.config.overwrite:
@@ -163,15 +174,25 @@ class Trainer:
                     f"{self.run_dir} already exists: pass --resume to continue it or --overwrite to replace it"
                 )
         if self.config.resume and checkpoint is None:
+            metrics = self.run_dir / "metrics.jsonl"
+            if metrics.exists() and metrics.read_text().strip():
+                raise AgentGymError(
+                    f"{self.run_dir} holds iteration metrics but no complete checkpoint to resume from: "
+                    "pass --overwrite to start it again from scratch"
+                )
             self.console.print(f"[yellow]no checkpoint in {self.run_dir}: starting from scratch[/]")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.yaml").write_text(dump_config(self.config))
         return checkpoint if self.config.resume else None
 
-    def _load_model(self, checkpoint: Path | None) -> tuple[torch.nn.Module, Any]:
+    def _load_model(self, checkpoint: Path | None, state: dict[str, Any]) -> tuple[torch.nn.Module, Any]:
         settings = self.config.model
         if checkpoint is not None and settings.lora is None:
             model, tokenizer = load_model(str(checkpoint / "model"), device=settings.device, training=True)
+        elif checkpoint is not None and "adapter_base" in state:  # the SFT-merged base (_restart_adapter)
+            model, tokenizer = load_model(
+                str(self.run_dir / state["adapter_base"]), device=settings.device, training=True
+            )
         else:
             model, tokenizer = load_model(
                 settings.spec,
@@ -181,27 +202,55 @@ class Trainer:
                 settings.tiny,
                 training=True,
             )
-        if settings.lora is not None:
-            from peft import LoraConfig, PeftModel, get_peft_model
+        if settings.lora is not None and checkpoint is not None:
+            from peft import PeftModel
 
-            if checkpoint is not None:
-                model = PeftModel.from_pretrained(model, checkpoint / "model", is_trainable=True)
-            else:
-                lora = settings.lora
-                model = get_peft_model(
-                    model,
-                    LoraConfig(
-                        r=lora.r,
-                        lora_alpha=lora.alpha,
-                        lora_dropout=lora.dropout,
-                        target_modules=lora.target_modules,
-                    ),
-                )
-        if settings.gradient_checkpointing:
+            model = PeftModel.from_pretrained(model, checkpoint / "model", is_trainable=True)
+            return self._for_training(model), tokenizer
+        return self._for_training(self._new_adapter(model)), tokenizer
+
+    def _new_adapter(self, model: torch.nn.Module) -> torch.nn.Module:
+        """``model`` with a fresh LoRA adapter, its only trainable weights (``model`` itself without LoRA)."""
+        lora = self.config.model.lora
+        if lora is None:
+            return model
+        from peft import LoraConfig, get_peft_model
+
+        config = LoraConfig(
+            r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules
+        )
+        return get_peft_model(model, config)
+
+    def _for_training(self, model: torch.nn.Module) -> torch.nn.Module:
+        if self.config.model.gradient_checkpointing:
             model.gradient_checkpointing_enable()
             model.config.use_cache = True  # generation still uses the KV cache
-        model.eval()
-        return model, tokenizer
+        return model.eval()
+
+    def _restart_adapter(self) -> None:
+        """LoRA after SFT: merges the SFT adapter into the base weights and gives RL a fresh adapter, so
+        that the base alone (``_reference``) is the model as RL starts, not the one SFT started from."""
+        self.model = self._for_training(self._new_adapter(self.model.merge_and_unload()))
+        if isinstance(self.policy, HFPolicy):
+            self.policy.model = self.model  # it generates with the trained model itself
+
+    def _make_optimizer(self, checkpoint: Path | None, state: dict[str, Any]) -> torch.optim.Optimizer:
+        optim = self.config.optim
+        optimizer = torch.optim.AdamW(
+            [p for p in self.model.parameters() if p.requires_grad],
+            lr=optim.lr,
+            betas=optim.betas,
+            weight_decay=optim.weight_decay,
+        )
+        # Checkpoints of RL (and of its end, which a resume with more iterations continues) carry its
+        # moments; the ones before RL hold an optimizer that never stepped.
+        if (
+            checkpoint is not None
+            and state["stage"] in ("rl", "done")
+            and (checkpoint / "optimizer.pt").exists()
+        ):
+            optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=False))
+        return optimizer
 
     def _make_generator(self) -> Any:
         settings = self.config.model
@@ -233,11 +282,11 @@ class Trainer:
         if self.config.ppo.loss.kl_coef == 0 or self.config.model.lora is not None:
             return
         saved = self.run_dir / "reference"
-        if saved.exists():
+        if saved.exists():  # written atomically: complete
             self.reference_model, _ = load_model(str(saved), device=self.config.model.device, training=True)
         else:
             self.reference_model = copy.deepcopy(self.model)
-            self.reference_model.save_pretrained(saved)
+            save_atomically(self.reference_model, self.tokenizer, saved)
         self.reference_model.eval().requires_grad_(False)
 
     # Stages -----------------------------------------------------------------------------------
@@ -322,7 +371,7 @@ class Trainer:
             micro_batch_tokens=self.config.ppo.micro_batch_tokens,
         )
         batch.info_gain = flatten(information_gain(beliefs))
-        batch.outcome = flatten(outcomes(trajectories, probe.malformed_outcome))
+        batch.outcome = flatten(outcomes(trajectories, probe.malformed_outcome, batch.reward))
         gains = batch.info_gain[~np.isnan(batch.info_gain)]
         return {
             "probe/belief_first": float(np.mean([b[0] for b in beliefs if b])),
@@ -331,15 +380,10 @@ class Trainer:
         }
 
     def _update(self, iteration: int, batch: StepBatch, advantages: np.ndarray) -> dict[str, float]:
-        keep = (
-            dynamic_sampling_mask(batch)
-            if self.config.ppo.dynamic_sampling
-            else np.ones(len(batch), dtype=bool)
-        )
-        if not keep.any():
+        """One PPO update on ``batch``, the rows that dynamic sampling kept."""
+        if len(batch) == 0:
             return {"train/kept_rows": 0.0}
-        kept = batch.select(keep)
-        rows = TurnRows(kept.prompt_ids, kept.response_ids, kept.response_logprobs, kept.response_allowed)
+        rows = TurnRows(batch.prompt_ids, batch.response_ids, batch.response_logprobs, batch.response_allowed)
         optim = self.config.optim
         warmup = min(1.0, (iteration + 1) / optim.warmup_iterations) if optim.warmup_iterations else 1.0
         for group in self.optimizer.param_groups:
@@ -348,7 +392,7 @@ class Trainer:
             self.model,
             self.optimizer,
             rows,
-            advantages[keep],
+            advantages,
             self.config.ppo,
             temperature=self.config.rollout.temperature,
             pad_id=self.tokenizer.pad_token_id,
@@ -357,7 +401,7 @@ class Trainer:
             reference=self._reference if self.config.ppo.loss.kl_coef > 0 else None,
         )
         metrics = {f"train/{name}": value for name, value in metrics.items()}
-        metrics.update({"train/kept_rows": float(keep.sum()), "train/lr": optim.lr * warmup})
+        metrics.update({"train/kept_rows": float(len(batch)), "train/lr": optim.lr * warmup})
         return metrics
 
     def _checkpoint(self, name: str, state: dict[str, Any]) -> None:
@@ -373,22 +417,17 @@ class Trainer:
             read_state(checkpoint) if checkpoint else {"stage": "start", "iteration": 0, "summary": {}}
         )
         summary: dict[str, Any] = state["summary"]
+        if state["iteration"] < config.iterations:  # e.g. a finished run given more: its results are stale
+            summary.pop("success_after_rl", None)
+            summary.pop("score_after_rl", None)
         elapsed_before = summary.get("wall_seconds", 0.0)
         seed_everything(config.seed)
         if config.model.threads is not None:
             torch.set_num_threads(config.model.threads)
 
-        self.model, self.tokenizer = self._load_model(checkpoint)
+        self.model, self.tokenizer = self._load_model(checkpoint, state)
         self.policy = self._make_generator()
-        self.optimizer = torch.optim.AdamW(
-            [p for p in self.model.parameters() if p.requires_grad],
-            lr=config.optim.lr,
-            betas=config.optim.betas,
-            weight_decay=config.optim.weight_decay,
-        )
         if checkpoint is not None:
-            if state["stage"] == "rl" and (checkpoint / "optimizer.pt").exists():
-                self.optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=False))
             set_rng_state(torch.load(checkpoint / "rng.pt", weights_only=False))
             self.console.print(
                 f"resuming from {checkpoint.name} (stage {state['stage']}, iteration {state['iteration']})"
@@ -410,9 +449,13 @@ class Trainer:
             with Progress(*columns, console=self.console, transient=True) as progress:
                 if config.sft.enabled and state["stage"] == "start":
                     summary.update(self._run_sft(progress))
+                    if config.model.lora is not None:
+                        self._restart_adapter()
+                        state["adapter_base"] = "sft"  # where a resumed run finds the base it adapts
                     self.policy.sync_weights(self.model)
                     state["stage"] = "sft"
                     self._export_model(self.run_dir / "sft")  # the warm start, reusable as a model spec
+                self.optimizer = self._make_optimizer(checkpoint, state)
                 if "success_before_rl" not in summary:
                     before = self.evaluate("before_rl", progress)
                     summary.update(
@@ -447,14 +490,20 @@ class Trainer:
                     tick = time.monotonic()
                     advantages = compute_advantages(config.algo, batch, **config.estimator)
                     timings["timing/advantages"] = time.monotonic() - tick
+                    keep = (
+                        dynamic_sampling_mask(batch)
+                        if config.ppo.dynamic_sampling
+                        else np.ones(len(batch), dtype=bool)
+                    )
+                    kept = batch.select(keep)
                     tick = time.monotonic()
-                    metrics.update(self._update(iteration, batch, advantages))
+                    metrics.update(self._update(iteration, kept, advantages[keep]))
                     timings["timing/update"] = time.monotonic() - tick
                     tick = time.monotonic()
                     self.policy.sync_weights(self.model)
                     timings["timing/weight_sync"] = time.monotonic() - tick
                     metrics.update(timings)
-                    metrics.update(throughput(batch, timings, config.ppo.epochs))
+                    metrics.update(throughput(batch, kept, timings, config.ppo.epochs))
                     if self.model.device.type == "cuda":
                         metrics["memory/peak_gib"] = (
                             torch.cuda.max_memory_allocated(self.model.device) / 2**30

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from agentgym.core import AgentGymError
 from agentgym.policies import ExpertPolicy
 from agentgym.policies.hf import render_chat
 from agentgym.rollout import GroupRequest, RolloutEngine
@@ -71,6 +72,10 @@ def train_sft(
     on_step: Callable[[int, int, float], None] | None = None,
 ) -> list[float]:
     """Trains ``model`` in place; returns the loss of every optimizer step."""
+    if len(rows) == 0:  # the mean loss of nothing is NaN, and nothing would be learned
+        raise AgentGymError(
+            "SFT has no demonstration rows to train on: every expert episode failed or had no steps"
+        )
     device = next(model.parameters()).device
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     rng = np.random.default_rng(seed)

@@ -22,7 +22,11 @@ def train_command(
     out: Path = typer.Option(None, help="run directory [default: runs/train-<env>-<algo>-<model>-s<seed>]"),
     seed: int = typer.Option(None, help="random seed"),
     iterations: int = typer.Option(None, help="RL iterations"),
-    resume: bool = typer.Option(None, "--resume", help="continue from the run directory's latest checkpoint"),
+    resume: bool = typer.Option(
+        None,
+        "--resume",
+        help="continue from the run directory's latest checkpoint (a finished run: with more --iterations)",
+    ),
     overwrite: bool = typer.Option(None, "--overwrite", help="replace an existing run directory"),
     dry_run: bool = typer.Option(False, "--dry-run", help="validate and print the configuration, then stop"),
     overrides: list[str] = typer.Argument(

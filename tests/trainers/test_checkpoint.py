@@ -1,6 +1,8 @@
 import random
+from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from agentgym.trainers.checkpoint import latest_checkpoint, read_state, save_checkpoint, set_rng_state
@@ -39,3 +41,33 @@ def test_a_half_written_checkpoint_is_never_the_latest(tiny_model_dir, tmp_path)
     save_checkpoint(tmp_path, "iteration_1", model, tokenizer, None, {"iteration": 1})
     (tmp_path / "checkpoints" / ".iteration_2.staging-123").mkdir()  # a writer killed mid-way
     assert latest_checkpoint(tmp_path).name == "iteration_1"
+
+
+def test_saving_a_name_again_keeps_a_complete_copy_at_every_moment(tiny_model_dir, tmp_path, monkeypatch):
+    model, tokenizer = load_model(str(tiny_model_dir), device="cpu")
+    save_checkpoint(tmp_path, "iteration_1", model, tokenizer, None, {"iteration": 1})
+    save_checkpoint(tmp_path, "final", model, tokenizer, None, {"iteration": 1, "stage": "done"})
+    rename = Path.rename
+
+    def killed_before_the_new_copy_is_in(path, target):
+        if path.name.startswith(".final.staging"):
+            raise KeyboardInterrupt("killed")
+        return rename(path, target)
+
+    monkeypatch.setattr(Path, "rename", killed_before_the_new_copy_is_in)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path, "final", model, tokenizer, None, {"iteration": 3, "stage": "done"})
+    monkeypatch.setattr(Path, "rename", rename)
+    assert read_state(latest_checkpoint(tmp_path)) == {"iteration": 1, "stage": "done"}  # not None
+
+    save_checkpoint(tmp_path, "final", model, tokenizer, None, {"iteration": 3, "stage": "done"})
+    assert read_state(latest_checkpoint(tmp_path)) == {"iteration": 3, "stage": "done"}
+    assert not list((tmp_path / "checkpoints").glob(".final.previous*"))
+
+
+def test_latest_falls_back_to_the_newest_complete_checkpoint(tiny_model_dir, tmp_path):
+    model, tokenizer = load_model(str(tiny_model_dir), device="cpu")
+    for iteration in (1, 2):
+        save_checkpoint(tmp_path, f"iteration_{iteration}", model, tokenizer, None, {"iteration": iteration})
+    (tmp_path / "checkpoints" / "latest").write_text("final")  # named, never completed
+    assert latest_checkpoint(tmp_path).name == "iteration_2"

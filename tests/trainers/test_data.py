@@ -40,3 +40,10 @@ def test_response_log_probs_match_an_unpadded_forward_pass(tiny_model_dir, tempe
             assert log_probs[row, K - len(response) :].tolist() == pytest.approx(picked.tolist(), abs=1e-4)
             H = -(expected.exp() * expected).sum(-1)
             assert entropy[row, K - len(response) :].tolist() == pytest.approx(H.tolist(), abs=1e-4)
+
+
+def test_free_positions_take_their_entropy_from_the_losses_helper():
+    from agentgym.trainers import data, losses
+
+    # One formula for the entropy bonus, wherever the update computes it.
+    assert data.entropy_from_logits is losses.entropy_from_logits

@@ -35,7 +35,24 @@ def test_positive_advantage_raises_and_negative_lowers_a_response(tiny_model_dir
     )  # fmt: skip
     after = [_response_logprob(model, rows, i) for i in range(2)]
     assert after[0] > before[0] and after[1] < before[1]
-    assert metrics["clipfrac"] >= 0 and metrics["grad_norm"] > 0
+    assert metrics["grad_norm"] > 0
+
+
+def test_without_rollout_log_probs_later_epochs_are_clipped_against_the_starting_policy(tiny_model_dir):
+    # The old log-probs are the model's before its first step: at a high learning rate the ratio
+    # leaves the clip range in later epochs and mini-batches (it would stay 1 if each step used its own).
+    torch.manual_seed(0)
+    model, _ = load_model(str(tiny_model_dir), device="cpu")
+    rows = TurnRows(
+        [[5, 6, 7, 8], [5, 6, 7, 8], [9, 10, 11], [12, 13]], [[20, 21, 22], [30, 31], [40, 41], [50]]
+    )
+    settings = PPOSettings(epochs=4, mini_batches=2, loss=PolicyLossConfig(kl_coef=0, entropy_coef=0))
+    metrics = ppo_update(
+        model, torch.optim.AdamW(model.parameters(), lr=5e-2), rows, np.array([1.0, -1.0, 1.0, -1.0]),
+        settings, temperature=1.0, pad_id=0, grad_clip=1.0, rng=np.random.default_rng(0),
+    )  # fmt: skip
+    assert rows.old_log_probs is None  # the caller's rows are left as they were
+    assert metrics["clipfrac"] > 0.1 and metrics["approx_kl"] > 0.1
 
 
 def test_split_micro_batches_give_the_same_gradient_as_one(tiny_model_dir):

@@ -44,6 +44,17 @@ def test_outcomes_reward_valid_answers_and_penalise_the_rest():
     assert columns[1][1] == -1.0 and columns[2][0] == -1.0
 
 
+def test_outcomes_take_the_training_rewards_when_given():
+    trajectories = [
+        _trajectory([0.0, 0.3]),
+        _trajectory([0.0, 0.0, 0.6]),
+        _trajectory([0.5], valid_last=False),
+    ]
+    rewards = [0.0, 1.0, 0.0, 0.0, 0.0, 1.0]  # rows in StepBatch.from_trajectories order, e.g. success
+    columns = outcomes(trajectories, rewards=rewards)
+    assert [column[-1] for column in columns] == [1.0, 0.0, -1.0]
+
+
 def test_beliefs_are_geometric_means_of_the_gold_tokens(tiny_model_dir):
     model, tokenizer = load_model(str(tiny_model_dir), device="cpu")
     trajectory = _trajectory([0.0, 1.0], gold=("go hall", "kitchen"))

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,13 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from agentgym.config import load_config
 from agentgym.core import AgentGymError
 from agentgym.evaluation import EvalConfig, evaluate
 from agentgym.trainers.config import TrainConfig
+from agentgym.trainers.models import load_model
+from agentgym.trainers.rewards import success_rewards
 from agentgym.trainers.rl import Trainer, iteration_tasks, throughput
-from agentgym.trajectory import StepBatch, read_trajectories
+from agentgym.trajectory import Step, StepBatch, Trajectory, read_trajectories
 
 TOY_CLI = Path(__file__).resolve().parents[1] / "toy_cli.py"
 
@@ -62,15 +66,34 @@ def test_iteration_tasks_walk_seeded_epochs_of_the_split():
     assert len({seed for it in first_epoch for _, seed in it}) == 10
 
 
-def test_throughput_counts_written_tokens_and_every_token_of_each_epoch():
+def test_throughput_counts_written_tokens_and_every_kept_token_of_each_epoch():
     batch = StepBatch.from_records(
         [
             {"group": 0, "traj": 0, "t": 0, "reward": 0.0, "prompt_ids": [1] * 10, "response_ids": [2] * 3},
             {"group": 0, "traj": 0, "t": 1, "reward": 1.0, "prompt_ids": [1] * 20, "response_ids": [2] * 5},
         ]
     )
-    rates = throughput(batch, {"timing/generation": 2.0, "timing/update": 4.0}, epochs=2)
+    timings = {"timing/generation": 2.0, "timing/update": 4.0}
+    rates = throughput(batch, batch, timings, epochs=2)
     assert rates == {"throughput/generation_tokens_per_s": 4.0, "throughput/update_tokens_per_s": 19.0}
+    rates = throughput(batch, batch.select(np.array([False, True])), timings, epochs=2)
+    assert rates["throughput/update_tokens_per_s"] == 12.5  # 2 epochs x (20 + 5) tokens / 4 s
+
+
+def test_the_update_throughput_counts_only_the_rows_dynamic_sampling_kept(tiny_model_dir, tmp_path):
+    # Untrained, the model never wins: every group's returns are equal and dynamic sampling drops them.
+    config = small_run(
+        tiny_model_dir,
+        tmp_path / "run",
+        iterations=1,
+        sft={"enabled": False},
+        ppo={"dynamic_sampling": True, "loss": {"kl_coef": 0.0}},
+    )
+    Trainer(config).fit()
+    [metrics] = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert metrics["train/kept_rows"] == 0
+    assert metrics["throughput/update_tokens_per_s"] == 0
+    assert metrics["throughput/generation_tokens_per_s"] > 0
 
 
 def test_a_run_computes_on_the_configured_number_of_threads(tiny_model_dir, tmp_path):
@@ -264,3 +287,109 @@ def test_the_tiny_section_shapes_the_model_a_run_builds(toy_envs, tmp_path, monk
     ).fit()
     built = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
     assert (built["num_hidden_layers"], built["hidden_size"], built["intermediate_size"]) == (1, 32, 48)
+
+
+LORA = {"r": 4, "alpha": 8}
+
+
+@pytest.mark.parametrize("lora", [None, LORA], ids=["full", "lora"])
+def test_a_finished_run_given_more_iterations_continues_like_a_longer_run(
+    tiny_model_dir, tmp_path, monkeypatch, lora
+):
+    stages = []
+    evaluate = Trainer.evaluate
+    monkeypatch.setattr(
+        Trainer,
+        "evaluate",
+        lambda self, stage, progress: stages.append(stage) or evaluate(self, stage, progress),
+    )
+    # Two epochs: the second step of an iteration depends on the optimizer's moments.
+    changes = {"model": {"spec": str(tiny_model_dir), "threads": 1, "lora": lora}, "ppo": {"epochs": 2}}
+    longer = Trainer(small_run(tiny_model_dir, tmp_path / "longer", iterations=3, **changes)).fit()
+    Trainer(small_run(tiny_model_dir, tmp_path / "extended", iterations=2, **changes)).fit()
+    stages.clear()
+    extended = Trainer(
+        small_run(tiny_model_dir, tmp_path / "extended", iterations=3, resume=True, **changes)
+    ).fit()
+    assert stages == ["after_rl"]  # evaluated again, not the 2-iteration run's result
+    assert _comparable(tmp_path / "extended" / "metrics.jsonl") == _comparable(
+        tmp_path / "longer" / "metrics.jsonl"
+    )
+    for key in ("success_after_rl", "score_after_rl", "iterations"):
+        assert extended[key] == longer[key]
+
+
+@pytest.mark.parametrize("lora", [None, LORA], ids=["full", "lora"])
+def test_the_kl_reference_is_the_model_as_rl_started(tiny_model_dir, tmp_path, lora):
+    # SFT moves the model far; an RL learning rate this small leaves it where RL started, so the KL
+    # to the reference is 0 at the first update only if the reference is the post-SFT model.
+    config = small_run(
+        tiny_model_dir,
+        tmp_path / "run",
+        iterations=1,
+        model={"spec": str(tiny_model_dir), "threads": 1, "lora": lora},
+        sft={"enabled": True, "episodes": 4, "epochs": 2, "lr": 1e-2, "batch_rows": 4},
+        optim={"lr": 1e-9},
+    )
+    Trainer(config).fit()
+    [metrics] = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert metrics["train/kl"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_resume_without_a_checkpoint_keeps_the_metrics_of_a_run_that_had_some(tiny_model_dir, tmp_path):
+    Trainer(small_run(tiny_model_dir, tmp_path / "run", iterations=1, sft={"enabled": False})).fit()
+    metrics = (tmp_path / "run" / "metrics.jsonl").read_text()
+    shutil.rmtree(tmp_path / "run" / "checkpoints")
+    with pytest.raises(AgentGymError, match=r"no complete checkpoint.*--overwrite"):
+        Trainer(small_run(tiny_model_dir, tmp_path / "run", iterations=2, resume=True)).fit()
+    assert (tmp_path / "run" / "metrics.jsonl").read_text() == metrics
+
+
+def test_resume_without_a_checkpoint_or_metrics_starts_afresh(tiny_model_dir, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text("killed before its first checkpoint\n")
+    config = small_run(tiny_model_dir, tmp_path / "run", iterations=1, sft={"enabled": False}, resume=True)
+    Trainer(config).fit()
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_the_reference_model_is_written_whole_or_not_at_all(tiny_model_dir, tmp_path, monkeypatch):
+    trainer = Trainer(small_run(tiny_model_dir, tmp_path / "run"))
+    trainer.model, trainer.tokenizer = load_model(str(tiny_model_dir), device="cpu", training=True)
+    save = type(trainer.model).save_pretrained
+
+    def killed(model, directory, *args, **kwargs):
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        (Path(directory) / "config.json").write_text("{}")  # what save_pretrained writes first
+        raise KeyboardInterrupt("killed while writing the weights")
+
+    monkeypatch.setattr(type(trainer.model), "save_pretrained", killed)
+    with pytest.raises(KeyboardInterrupt):
+        trainer._setup_reference()
+    assert not (tmp_path / "run" / "reference").exists()  # a resumed run makes it again
+    monkeypatch.setattr(type(trainer.model), "save_pretrained", save)
+    trainer._setup_reference()
+    trainer._setup_reference()  # as a resumed run: loads it
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(
+            trainer.model.state_dict().values(), trainer.reference_model.state_dict().values(), strict=True
+        )
+    )
+
+
+def test_igpo_outcomes_come_from_the_reward_being_trained_on(tiny_model_dir, tmp_path):
+    trainer = Trainer(small_run(tiny_model_dir, tmp_path / "run", algo="igpo"))
+    trainer.model, trainer.tokenizer = load_model(str(tiny_model_dir), device="cpu", training=True)
+    steps = [
+        Step(
+            t=t, observation="o", action="a", reward=r, valid=True, prompt=[{"role": "user", "content": "q"}]
+        )
+        for t, r in enumerate([0.0, 0.3])  # a partial score at the end of a won episode
+    ]
+    steps[-1].terminated = True
+    trajectories = [Trajectory(env_id="x", task_id=0, group="g", steps=steps, won=True, gold=["a"])]
+    batch = StepBatch.from_trajectories(trajectories)
+    batch.reward = success_rewards(trajectories)
+    trainer._probe(trajectories, batch)
+    assert batch.outcome[-1] == 1.0

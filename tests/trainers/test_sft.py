@@ -1,10 +1,11 @@
 import pytest
 import torch
 
+from agentgym.core import AgentGymError
 from agentgym.policies import ExpertPolicy
 from agentgym.policies.hf import render_chat
 from agentgym.rollout import GroupRequest, RolloutEngine
-from agentgym.trainers.data import response_log_probs
+from agentgym.trainers.data import TurnRows, response_log_probs
 from agentgym.trainers.models import load_model
 from agentgym.trainers.sft import demonstration_rows, train_sft
 
@@ -75,3 +76,12 @@ def test_smaller_micro_batches_take_the_same_steps(tiny_model_dir):
     assert losses_whole == pytest.approx(losses_split, rel=1e-4)
     for name, value in whole.items():
         torch.testing.assert_close(split[name], value, rtol=1e-4, atol=1e-5)
+
+
+def test_sft_without_any_demonstration_row_is_an_error(tiny_model_dir):
+    model, tokenizer = load_model(str(tiny_model_dir), device="cpu")
+    with pytest.raises(AgentGymError, match="no demonstration rows"):
+        train_sft(
+            model, TurnRows([], []), epochs=1, lr=1e-3, batch_rows=4, micro_batch_tokens=64,
+            pad_id=tokenizer.pad_token_id,
+        )  # fmt: skip

@@ -11,6 +11,7 @@ import pytest
 from agentgym.core import AgentGymError
 from agentgym.trainers import (
     ESTIMATORS,
+    check_parameters,
     compute_advantages,
     estimator,
     estimator_parameters,
@@ -111,6 +112,22 @@ def test_wrong_output_shape_is_caught(plugin_name):
     register_estimator(plugin_name, lambda steps: np.zeros(1))
     with pytest.raises(AgentGymError, match=r"returned shape \(1,\), expected \(3,\)"):
         compute_advantages(plugin_name, StepBatch.from_records(RECORDS))
+
+
+def test_non_finite_output_is_an_error_naming_the_parameters():
+    steps = StepBatch.from_records([{**RECORDS[0], "traj": i, "reward": float(i)} for i in range(3)])
+    with pytest.raises(
+        AgentGymError, match=r"returned -inf for row 0 .* \{'epsilon': -1.0\}: advantages must be finite"
+    ):
+        compute_advantages("grpo", steps, epsilon=-1.0)  # unbiased std 1: std + epsilon = 0
+
+
+def test_parameters_are_checked_on_a_synthetic_batch_naming_the_culprit():
+    check_parameters("gigpo", {"gamma": 0.9, "omega": 0.5})
+    with pytest.raises(AgentGymError, match=r"estimator 'gigpo' cannot run with gamma='abc': "):
+        check_parameters("gigpo", {"gamma": "abc", "omega": 0.5})
+    with pytest.raises(AgentGymError, match="unknown parameter"):
+        check_parameters("rloo", {"gamma": 0.9})
 
 
 def test_requires_names_real_columns():
