@@ -10,17 +10,21 @@ The checks, each a small function that returns a message on failure:
 1. ``gymnasium``: gymnasium's own ``env_checker`` (spaces, reset/step types, seeding, render, close);
    its warnings count as failures.
 2. ``reset``: the observation is a string inside ``observation_space``; ``info`` is a dict with
-   ``task``, ``task_id``, ``split`` and a hashable ``anchor``.
+   ``task``, ``task_id`` and ``split``, and an ``anchor`` where it gives one (optional: the rollout
+   engine falls back to the observation) that is hashable; ``task_id`` and ``anchor`` serialise to
+   JSON, as traces.jsonl stores them (numpy scalars count as the Python values they hold).
 3. ``tasks``: each split's task ids reset to episodes that report that id and split.
 4. ``determinism``: two resets with one seed and task, then the same actions, give the same
    transitions.
 5. ``fuzz``: random admissible and malformed actions never raise and keep observations inside
    the space; an action reported as ``action_valid=False`` explains itself in ``info["error"]`` and
-   leaves the state (``info["anchor"]``, else the observation) unchanged; ended episodes report ``won``.
+   leaves the state (``info["anchor"]``, else the observation) unchanged; anchors stay hashable and
+   serialise to JSON; ended episodes report ``won``.
 """
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +36,7 @@ from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 
 from agentgym.core import is_hashable, text_space
 from agentgym.registry import make
+from agentgym.trajectory import freeze
 
 MALFORMED_ACTIONS = (
     "",
@@ -78,6 +83,18 @@ def _require(condition: bool, message: str) -> None:
         raise CheckFailed(message)
 
 
+def _require_json(info: dict[str, Any], key: str) -> None:
+    """Rollouts store ``info[key]`` in traces.jsonl (through ``freeze``, as Step does)."""
+    if key not in info:
+        return
+    try:
+        json.dumps(freeze(info[key]))
+    except (TypeError, ValueError) as error:
+        raise CheckFailed(
+            f"info[{key!r}] = {info[key]!r} does not serialise to JSON ({error}); traces.jsonl stores it"
+        ) from None
+
+
 def check_gymnasium(env: gymnasium.Env, **_: Any) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -104,6 +121,8 @@ def check_reset(env: gymnasium.Env, seed: int, **_: Any) -> None:
             is_hashable(info["anchor"]),
             f"info['anchor'] must be hashable, got {type(info['anchor']).__name__}",
         )
+    _require_json(info, "task_id")
+    _require_json(info, "anchor")
 
 
 def check_tasks(env: gymnasium.Env, seed: int, **_: Any) -> None:
@@ -203,6 +222,7 @@ def check_fuzz(env: gymnasium.Env, seed: int, fuzz_steps: int = 300, **_: Any) -
             )
         if "anchor" in next_info:
             _require(is_hashable(next_info["anchor"]), "info['anchor'] must be hashable")
+            _require_json(next_info, "anchor")
         if terminated or truncated:
             if terminated:
                 _require("won" in next_info, "an episode ended (terminated) without info['won']")

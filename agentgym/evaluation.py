@@ -7,7 +7,7 @@ Example::
 
 The run directory receives ``traces.jsonl`` (one trajectory per line, appended as episodes finish,
 so an interrupted run loses nothing) and ``metrics.json``. With ``resume=True`` the tasks whose
-groups are complete in ``traces.jsonl`` are kept and only the rest is rolled out.
+groups are complete in ``traces.jsonl`` are kept and only the rest is rolled out (see :func:`evaluate`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -122,20 +122,23 @@ def evaluate(
 ) -> dict[str, Any]:
     """Runs the evaluation and writes ``traces.jsonl`` and ``metrics.json`` into the run directory.
 
+    With ``resume``, this run's tasks (split, task id and seed) whose groups are complete in
+    ``traces.jsonl`` are kept and the rest is rolled out again. Episodes of other tasks or splits in
+    that file (an earlier run with more episodes, another split) stay in it untouched, but the
+    metrics cover this run's tasks alone, each with its first ``attempts`` episodes.
     ``on_start(total_episodes)`` and ``on_trajectory`` let a caller draw progress.
     """
     run_dir = config.run_dir()
     traces = run_dir / "traces.jsonl"
-    kept: list[Trajectory] = []
+    existing: list[Trajectory] = []
     if traces.exists() and traces.stat().st_size > 0:
         if config.resume:
-            kept = _complete_groups(read_trajectories(traces), config.attempts)
+            existing = read_trajectories(traces)
         elif not config.overwrite:
             raise AgentGymError(
                 f"{traces} already exists: pass --resume to continue it or --overwrite to replace it"
             )
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_jsonl(traces, kept)
 
     policy = policy or make_policy(config.policy, env_id=config.env)
     with RolloutEngine(
@@ -150,12 +153,17 @@ def evaluate(
         if not task_ids:
             raise AgentGymError(f"{config.env}: split {config.split!r} has no tasks")
         task_ids = task_ids[: config.episodes] if config.episodes else task_ids
-        done_tasks = {str(t.task_id) for t in kept}
+        # A group id names its (split, task id, seed), so it tells this run's tasks from others.
         requests = [
             GroupRequest(task_id=task_id, split=config.split, seed=config.seed + index)
             for index, task_id in enumerate(task_ids)
-            if str(task_id) not in done_tasks
         ]
+        wanted = {request.group_id for request in requests}
+        sizes = Counter(t.group for t in existing)
+        done = {group for group in wanted if sizes[group] >= config.attempts}
+        # This run's incomplete groups are dropped (they are rolled out again); the rest stays.
+        write_jsonl(traces, [t for t in existing if t.group not in wanted or t.group in done])
+        requests = [request for request in requests if request.group_id not in done]
         if on_start is not None:
             on_start(len(requests) * config.attempts)
 
@@ -168,15 +176,12 @@ def evaluate(
             policy, requests, group_size=config.attempts, sampling=config.sampling, on_trajectory=record
         )
 
-    groups = TrajectoryGroup.from_trajectories(read_trajectories(traces))
+    groups = [
+        group.model_copy(update={"trajectories": group.trajectories[: config.attempts]})
+        for group in TrajectoryGroup.from_trajectories(read_trajectories(traces))
+        if group.group in wanted
+    ]
     metrics = summarize(groups)
     metrics.update({"env": config.env, "policy": config.policy, "split": config.split})
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
-
-
-def _complete_groups(trajectories: list[Trajectory], attempts: int) -> list[Trajectory]:
-    groups = TrajectoryGroup.from_trajectories(trajectories)
-    return [
-        t for group in groups if len(group.trajectories) >= attempts for t in group.trajectories[:attempts]
-    ]

@@ -29,7 +29,12 @@ TOKEN_FIELDS = ("prompt_ids", "response_ids", "response_logprobs", "response_all
 
 
 def freeze(value: Any) -> Hashable:
-    """Makes a JSON value hashable (lists become tuples, dicts sorted item tuples) for anchors."""
+    """Makes a JSON value hashable (lists become tuples, dicts sorted item tuples) for anchors.
+
+    numpy scalars become the Python values they hold: they hash like them, and traces.jsonl can
+    store them."""
+    if isinstance(value, np.generic):
+        return value.item()
     if isinstance(value, list | tuple):
         return tuple(freeze(item) for item in value)
     if isinstance(value, dict):
@@ -40,7 +45,8 @@ def freeze(value: Any) -> Hashable:
 class Step(BaseModel):
     """One agent turn: what it saw, what it generated, what it did and what came back."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Assignments are validated too, so an anchor set later is frozen like one given at construction.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     t: int = Field(description="step index inside the trajectory, from 0")
     observation: str = Field(description="the observation the agent acted on")
@@ -71,7 +77,9 @@ class Step(BaseModel):
 class Trajectory(BaseModel):
     """One episode of one task by one group member."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The rollout engine fills task_id and the like from the environment's info after construction:
+    # validating assignments turns a numpy task id into the int that traces.jsonl can store.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     env_id: str
     task_id: int | str
@@ -96,10 +104,6 @@ class Trajectory(BaseModel):
     def episode_score(self) -> float:
         """The environment's ``score`` where it defines one, else the total reward."""
         return self.score if self.score is not None else self.total_reward
-
-    @property
-    def valid_ratio(self) -> float:
-        return sum(step.valid for step in self.steps) / len(self.steps) if self.steps else 1.0
 
 
 class TrajectoryGroup(BaseModel):
@@ -178,9 +182,11 @@ class StepBatch:
         info_gain: IGPO turn reward p_t - p_(t-1) (float64, NaN where absent, e.g. the final turn)
         outcome: IGPO outcome reward on the final turn (float64, NaN elsewhere)
         prompt_ids, response_ids, response_logprobs, ref_logprobs: per-row token lists when the batch
-            comes from a model rollout (``None`` otherwise)
+            comes from a model rollout, else ``None`` (the whole column: expert rollouts, traces read
+            back); a batch where only some rows have them is an error
         response_allowed: per row, the tokens constrained decoding allowed at each response position
-            (``None`` for a row or position that was generated freely)
+            (``None`` for a row or position that was generated freely; the whole column is ``None``
+            when no row was constrained)
     """
 
     group: np.ndarray
@@ -212,9 +218,10 @@ class StepBatch:
         ``action`` = "", ``valid`` = True, ``role`` = "agent", ``done`` = last ``t`` of the
         trajectory, ``info_gain`` and ``outcome`` = NaN.
         """
-        missing = [key for key in ("group", "traj", "t", "reward") if records and key not in records[0]]
-        if missing:
-            raise KeyError(f"StepBatch.from_records: records lack required key(s) {missing}")
+        for index, record in enumerate(records):
+            missing = [key for key in ("group", "traj", "t", "reward") if key not in record]
+            if missing:
+                raise KeyError(f"StepBatch.from_records: record {index} lacks required key(s) {missing}")
 
         def column(key: str, default: Any, dtype: Any = object) -> np.ndarray:
             values = [record.get(key, default) for record in records]
@@ -238,8 +245,17 @@ class StepBatch:
             outcome=column("outcome", math.nan, np.float64),
         )
         for name in (*TOKEN_FIELDS, "ref_logprobs"):
-            if records and name in records[0]:
-                setattr(batch, name, [record.get(name) for record in records])
+            values = [record.get(name) for record in records]
+            absent = sum(value is None for value in values)
+            if absent == len(values):
+                continue
+            # A row without tokens would reach the trainer as a None it cannot train on.
+            if absent and name != "response_allowed":
+                raise ValueError(
+                    f"StepBatch.from_records: {name} is missing from {absent} of {len(values)} "
+                    "records; give it for every row or for none"
+                )
+            setattr(batch, name, values)
         if records and all("done" in record for record in records):
             batch.done = column("done", False, bool)
         else:
@@ -248,7 +264,10 @@ class StepBatch:
 
     @classmethod
     def from_trajectories(cls, trajectories: Iterable[Trajectory], tokens: bool = True) -> StepBatch:
-        """One row per step of each trajectory, in order; ``done`` marks each trajectory's last step."""
+        """One row per step of each trajectory, in order; ``done`` marks each trajectory's last step.
+
+        With ``tokens``, the token columns are filled when the steps carry them (see the class
+        docstring: a mix of steps with and without them is an error)."""
         records = []
         for trajectory in trajectories:
             last = len(trajectory.steps) - 1
@@ -295,7 +314,11 @@ class StepBatch:
 
     def select(self, mask: np.ndarray) -> StepBatch:
         """The rows where ``mask`` is true (or at the given integer positions), in order."""
-        positions = np.flatnonzero(mask) if np.asarray(mask).dtype == bool else np.asarray(mask)
+        positions = np.asarray(mask)
+        if positions.dtype == bool:
+            positions = np.flatnonzero(positions)
+        elif positions.size == 0:
+            positions = np.zeros(0, dtype=np.intp)  # np.asarray([]) is a float array, not an index
         values = {}
         for f in fields(self):
             if f.name == "_cache":

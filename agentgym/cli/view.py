@@ -91,12 +91,19 @@ def view_command(
     episode: int = typer.Option(
         None, "--episode", "-e", help="show episode N (its # in the table) step by step"
     ),
-    failed: bool = typer.Option(False, "--failed", help="list only the episodes that were not won"),
+    failed: bool = typer.Option(
+        False,
+        "--failed",
+        help="list only the episodes that were not won (lost, cut off, or ended by an environment error)",
+    ),
     won: bool = typer.Option(False, "--won", help="list only the episodes that were won"),
     task: str = typer.Option(None, "--task", help="list only the episodes of this task id"),
     max_chars: int = typer.Option(600, help="cut observations at N characters (0: never)"),
 ) -> None:
-    """Show the episodes of a traces file: a table, or one episode step by step."""
+    """Show the episodes of a traces file: a table, or one episode step by step.
+
+    --failed lists the episodes the agent did not win, whatever the reason; in the table, the won
+    column marks those an environment error ended as "env error"."""
     source = traces_file(path)
     try:
         trajectories = read_trajectories(source)

@@ -58,9 +58,14 @@ def make_policy(spec: str, **context: Any) -> Policy | ScriptedPolicy:
 
         return VLLMPolicy(spec[len("vllm:") :])
     name = spec.removeprefix("hf:")
+    if not name:  # Path("") would be the current directory
+        raise AgentGymError(f"bad policy spec {spec!r}: expected hf:<model directory or hub id>")
     directory = model_directory(name)
-    if spec.startswith("hf:") or directory is not None:
-        return _hf_policy(str(directory or name))
+    if directory is not None:
+        _check_model_directory(directory)
+        return _hf_policy(str(directory))
+    if spec.startswith("hf:"):
+        return _hf_policy(name)
     if spec in POLICIES:
         factory = POLICIES.get(spec)
         # Context such as env_id is offered to every factory; each takes what it declares.
@@ -72,16 +77,30 @@ def make_policy(spec: str, **context: Any) -> Policy | ScriptedPolicy:
     raise AssertionError("unreachable")
 
 
+def _check_model_directory(directory: Path) -> None:
+    """Fails with a clear message on a directory that is not a model (e.g. a training run, whose
+    model is in its model/ subdirectory) before transformers fails on it with a tokenizer error."""
+    if (directory / "config.json").is_file():
+        return
+    hint = (
+        f"; the model of a training run is in {directory / 'model'}" if (directory / "model").is_dir() else ""
+    )
+    raise AgentGymError(
+        f"cannot load model {str(directory)!r}: it has no config.json, so it is not a model directory{hint}"
+    )
+
+
 def _hf_policy(name_or_path: str) -> Policy:
     from agentgym.policies.hf import HFPolicy
 
     try:
         return HFPolicy.from_pretrained(name_or_path)
-    except OSError as error:
-        raise AgentGymError(
-            f"cannot load model {name_or_path!r}: not a local model directory and not in the hub cache "
-            f"({str(error).splitlines()[0]})"
-        ) from error
+    except (OSError, ValueError) as error:  # transformers raises ValueError on a broken model directory
+        # transformers' messages run over several lines; the first alone can be a bare "one of:"
+        reason = " ".join(str(error).split())[:300]
+        if not Path(name_or_path).is_dir():
+            reason = f"not a local model directory and not in the hub cache ({reason})"
+        raise AgentGymError(f"cannot load model {name_or_path!r}: {reason}") from error
 
 
 __all__ = [

@@ -7,6 +7,9 @@ Example::
 
 Requests of one batch run concurrently; each has a timeout and is retried with exponential backoff
 on connection errors, 429 and 5xx answers. The API key comes from ``api_key`` or ``OPENAI_API_KEY``.
+
+Completions carry text only: the API names tokens by their text, which does not map back to token
+ids, and log-probs without their token ids would not line up with anything (see ``Completion``).
 """
 
 from __future__ import annotations
@@ -58,7 +61,6 @@ class OpenAIPolicy:
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
             "max_tokens": sampling.max_tokens,
-            "logprobs": True,
         }
         if sampling.stop:
             body["stop"] = sampling.stop
@@ -74,9 +76,10 @@ class OpenAIPolicy:
             raise AgentGymError(
                 f"{self.base_url}: unexpected chat completion answer {str(answer)[:200]}"
             ) from error
-        content = (choice.get("logprobs") or {}).get("content") or []
-        logprobs = [float(item["logprob"]) for item in content]
-        return Completion(text=text, logprobs=logprobs, finish_reason=choice.get("finish_reason") or "stop")
+        finish_reason = choice.get("finish_reason") or "stop"
+        if finish_reason == "stop":
+            text = _restore_stop(text, choice, sampling.stop)
+        return Completion(text=text, finish_reason=finish_reason)
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         last_error: Exception | None = None
@@ -98,3 +101,20 @@ class OpenAIPolicy:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _restore_stop(text: str, choice: dict[str, Any], stop: list[str]) -> str:
+    """Puts back the stop string that ended ``text``: servers strip it, while ``SamplingParams.stop``
+    keeps it in the completion (as the hf and vllm backends do), where the action parser expects it.
+
+    vLLM names the matched string in ``stop_reason`` (None or a token id when the completion ended
+    otherwise). A server that does not say (OpenAI's own) is taken to have stopped at the stop
+    string when only one was given: it cannot be told from an end-of-sequence token there.
+    """
+    if "stop_reason" in choice:
+        matched = choice["stop_reason"] if isinstance(choice["stop_reason"], str) else None
+    else:
+        matched = stop[0] if len(stop) == 1 else None
+    if matched and not text.endswith(matched):
+        return text + matched
+    return text

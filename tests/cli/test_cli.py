@@ -164,6 +164,17 @@ def test_view_lists_the_episodes_and_filters_them(agentgym_cli, traces):
     assert code == 0 and "instruction 7" in out and "instruction 8" not in out
 
 
+def test_view_failed_means_not_won_and_says_so(agentgym_cli, traces):
+    code, out, _ = agentgym_cli("view", "--help")
+    assert code == 0 and "--failed lists the episodes the agent did not win, whatever the reason" in " ".join(
+        out.split()
+    )
+    crashed = _episode(9, False, "o").model_copy(update={"failed": True, "error": "env died"})
+    write_jsonl(traces, [crashed], append=True)
+    code, out, _ = agentgym_cli("view", str(traces), "--failed")
+    assert code == 0 and "showing 2" in out and "instruction 8" in out and "env error" in out
+
+
 def test_view_shows_one_episode_step_by_step_as_written(agentgym_cli, traces):
     code, out, _ = agentgym_cli("view", str(traces), "--episode", "1", "--max-chars", "60")
     text = " ".join(out.split())

@@ -1,5 +1,10 @@
-import pytest
+from typing import Any
 
+import numpy as np
+import pytest
+from toy_envs import KeyDoorEnv
+
+import agentgym
 from agentgym.checker import check_env
 
 
@@ -22,3 +27,48 @@ def test_broken_envs_fail_the_right_check_with_a_useful_message(env_id, check, m
     failed = {result.name: result.message for result in report.failures()}
     assert check in failed, report.results
     assert message in failed[check]
+
+
+class NumpyAnchorEnv(KeyDoorEnv):
+    """Numpy scalars in anchor and task_id: JSON cannot hold them, but they are Python values inside."""
+
+    def _info(self, **extra: Any) -> dict[str, Any]:
+        info = super()._info(**extra)
+        return {
+            **info,
+            "task_id": np.int64(info["task_id"]),
+            "anchor": (np.int64(len(self.here)), self.has_key),
+        }
+
+
+class SetAnchorEnv(KeyDoorEnv):
+    """A hashable task id and anchor that traces.jsonl cannot store."""
+
+    def _info(self, **extra: Any) -> dict[str, Any]:
+        info = super()._info(**extra)
+        return {**info, "task_id": frozenset({info["task_id"]}), "anchor": frozenset({self.here})}
+
+
+@pytest.fixture
+def registered():
+    ids = {"test-numpy-anchor": NumpyAnchorEnv, "test-set-anchor": SetAnchorEnv}
+    for env_id, env_class in ids.items():
+        agentgym.register(env_id, env_class, max_episode_steps=20)
+    yield
+    for env_id in ids:
+        agentgym.deregister(env_id)
+
+
+def test_anchors_must_serialise_to_json_and_numpy_scalars_do(registered):
+    assert check_env("test-numpy-anchor", fuzz_steps=50).passed
+    failed = {
+        result.name: result.message for result in check_env("test-set-anchor", fuzz_steps=50).failures()
+    }
+    assert (
+        failed["reset"].startswith("info['task_id'] = frozenset({")
+        and "not serialise to JSON" in failed["reset"]
+    )
+    assert (
+        failed["fuzz"].startswith("info['anchor'] = frozenset({")
+        and "not serialise to JSON" in failed["fuzz"]
+    )

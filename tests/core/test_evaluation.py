@@ -1,8 +1,11 @@
 import json
 import math
 
+import numpy as np
 import pytest
+from toy_envs import KeyDoorEnv
 
+import agentgym
 from agentgym.core import AgentGymError
 from agentgym.evaluation import EvalConfig, evaluate, pass_at_k
 from agentgym.trajectory import read_trajectories
@@ -66,3 +69,38 @@ def test_eval_expert_is_perfect_and_resume_only_runs_missing_tasks(tmp_path):
 def test_config_rejects_contradictions():
     with pytest.raises(ValueError, match="exclude each other"):
         EvalConfig(env="x", resume=True, overwrite=True)
+
+
+def test_resume_summarises_this_runs_tasks_and_keeps_the_others_on_disk(tmp_path):
+    evaluate(EvalConfig(env="test-keydoor", policy="expert", episodes=4, out=tmp_path))
+    fewer = evaluate(EvalConfig(env="test-keydoor", policy="expert", episodes=2, out=tmp_path, resume=True))
+    assert fewer["tasks"] == 2 and fewer["episodes"] == 2
+    other_split = evaluate(
+        EvalConfig(env="test-keydoor", policy="expert", episodes=2, split="train", out=tmp_path, resume=True)
+    )
+    assert other_split["tasks"] == 2 and other_split["split"] == "train"
+    assert json.loads((tmp_path / "metrics.json").read_text()) == other_split
+    on_disk = read_trajectories(tmp_path / "traces.jsonl")
+    assert sorted(t.task_id for t in on_disk) == [0, 1, 1000, 1001, 1002, 1003]  # none lost, none rerun
+
+
+class NumpyKeyDoorEnv(KeyDoorEnv):
+    def _info(self, **extra):
+        info = super()._info(**extra)
+        return {
+            **info,
+            "task_id": np.int64(info["task_id"]),
+            "anchor": (np.int64(len(self.here)), self.has_key),
+        }
+
+
+def test_an_environment_with_numpy_task_ids_and_anchors_is_written_and_read_back(tmp_path):
+    agentgym.register("test-numpy-keydoor", NumpyKeyDoorEnv, max_episode_steps=20)
+    try:
+        metrics = evaluate(EvalConfig(env="test-numpy-keydoor", policy="expert", episodes=2, out=tmp_path))
+    finally:
+        agentgym.deregister("test-numpy-keydoor")
+    assert metrics["success_rate"] == 1.0
+    traces = read_trajectories(tmp_path / "traces.jsonl")
+    assert sorted(t.task_id for t in traces) == [1000, 1001]
+    assert all(type(step.anchor[0]) is int for t in traces for step in t.steps)

@@ -89,3 +89,45 @@ def test_from_trajectories_builds_one_row_per_step():
     assert batch.t.tolist() == [0, 1, 2, 0]
     assert batch.done.tolist() == [False, False, True, True]
     assert batch.prompt_ids == [[1, 2]] * 4
+
+
+def test_numpy_anchors_and_task_ids_become_python_values_that_traces_can_store(tmp_path):
+    step = Step(t=0, observation="o", action="a", anchor=(np.int64(2), np.bool_(True), [np.float32(0.5)]))
+    assert step.anchor == (2, True, (0.5,)) and type(step.anchor[0]) is int
+    trajectory = Trajectory(env_id="toy", task_id=0, group="g", steps=[step])
+    # The rollout engine fills these in from the environment's info after construction.
+    trajectory.task_id = np.int64(3)
+    step.anchor = {"room": np.int64(1)}
+    write_jsonl(tmp_path / "traces.jsonl", [trajectory])
+    [loaded] = read_trajectories(tmp_path / "traces.jsonl")
+    assert loaded.task_id == 3 and loaded.steps[0].anchor == (("room", 1),)
+
+
+def test_token_columns_are_none_for_token_less_steps_and_a_mix_is_refused():
+    steps = [Step(t=t, observation="o", action="a") for t in range(2)]  # an expert's: no tokens
+    expert = Trajectory(env_id="toy", task_id=0, group="g", steps=steps)
+    batch = StepBatch.from_trajectories([expert])
+    assert batch.prompt_ids is None and batch.response_ids is None
+    assert batch.response_logprobs is None and batch.response_allowed is None
+    with pytest.raises(ValueError, match="prompt_ids is missing from 2 of 3 records"):
+        StepBatch.from_trajectories([_trajectory("h", 0, [1.0]), expert])
+    # Constrained decoding leaves free rows at None: that is no mix.
+    allowed = [None, [[1, 2]]]
+    rows = [
+        {"group": 0, "traj": 0, "t": t, "reward": 0.0, "response_allowed": a} for t, a in enumerate(allowed)
+    ]
+    assert StepBatch.from_records(rows).response_allowed == allowed
+
+
+def test_from_records_checks_every_record_for_the_identifying_keys():
+    with pytest.raises(KeyError, match=r"record 1 lacks required key\(s\) \['traj'\]"):
+        StepBatch.from_records(
+            [{"group": 0, "traj": 0, "t": 0, "reward": 0.0}, {"group": 0, "t": 1, "reward": 1.0}]
+        )
+
+
+def test_select_with_no_positions_is_an_empty_batch():
+    batch = StepBatch.from_records([{"group": 0, "traj": i, "t": 0, "reward": 1.0} for i in range(3)])
+    for empty in ([], np.zeros(3, dtype=bool)):
+        picked = batch.select(empty)
+        assert len(picked) == 0 and picked.reward.tolist() == [] and picked.last_t().tolist() == []

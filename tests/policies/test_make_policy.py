@@ -1,3 +1,4 @@
+import re
 import sys
 
 import pytest
@@ -34,6 +35,27 @@ def test_bad_specs_explain_themselves(spec, message):
     with pytest.raises(AgentGymError) as error:
         make_policy(spec)
     assert message in str(error.value)
+
+
+def test_a_directory_that_is_not_a_model_says_what_is_missing(tmp_path):
+    run = tmp_path / "run"
+    (run / "model").mkdir(parents=True)  # a training run: the model is in its model/ subdirectory
+    for spec in (str(run), f"hf:{run}"):
+        with pytest.raises(AgentGymError) as error:
+            make_policy(spec)
+        assert str(error.value) == (
+            f"cannot load model '{run}': it has no config.json, so it is not a model directory; "
+            f"the model of a training run is in {run / 'model'}"
+        )
+    (run / "model" / "config.json").write_text("{}")  # transformers raises ValueError on this one
+    with pytest.raises(AgentGymError, match=re.escape(f"cannot load model '{run / 'model'}': ")):
+        make_policy(str(run / "model"))
+
+
+def test_an_empty_hf_spec_is_not_the_current_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(AgentGymError, match="bad policy spec 'hf:'"):
+        make_policy("hf:")
 
 
 def test_the_vllm_spec_without_vllm_says_what_to_install(tiny_model_dir, monkeypatch):

@@ -12,10 +12,16 @@ from agentgym.policies.openai import OpenAIPolicy
 
 
 class ChatServer:
-    def __init__(self, failures_before_success: int = 0, status: int = 503):
+    """Answers "<action>CONTENT</action>" and, like vLLM, leaves out the stop string it stopped at.
+
+    ``stop_reason`` names that string as vLLM does; OpenAI's own API does not (``stop_reason=False``).
+    """
+
+    def __init__(self, failures_before_success: int = 0, status: int = 503, stop_reason: bool = True):
         self.requests: list[dict] = []
         self.failures_left = failures_before_success
         self.status = status
+        self.stop_reason = stop_reason
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -34,17 +40,13 @@ class ChatServer:
                     self.wfile.write(b'{"error": "busy"}')
                     return
                 text = "<action>" + body["messages"][-1]["content"].upper() + "</action>"
-                answer = {
-                    "choices": [
-                        {
-                            "message": {"role": "assistant", "content": text},
-                            "finish_reason": "stop",
-                            "logprobs": {
-                                "content": [{"token": "x", "logprob": -0.5}, {"token": "y", "logprob": -1.5}]
-                            },
-                        }
-                    ]
-                }
+                # Generation ends at the first stop string, which the text leaves out; else at EOS.
+                hits = [(text.find(stop), stop) for stop in body.get("stop", []) if stop in text]
+                cut, matched = min(hits) if hits else (len(text), None)
+                choice = {"message": {"role": "assistant", "content": text[:cut]}, "finish_reason": "stop"}
+                if server.stop_reason:
+                    choice["stop_reason"] = matched
+                answer = {"choices": [choice]}
                 payload = json.dumps(answer).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -81,8 +83,10 @@ def test_batch_in_order_with_sampling_fields_and_key(server_factory, monkeypatch
     completions = policy.generate(
         prompts, SamplingParams(temperature=0.3, max_tokens=7, stop=["</action>"], seed=1)
     )
+    # The server left the stop string out; the completion keeps it, as SamplingParams.stop says.
     assert [c.text for c in completions] == ["<action>A</action>", "<action>B</action>", "<action>C</action>"]
-    assert completions[0].logprobs == [-0.5, -1.5]
+    # The API names tokens by text only: no token ids, so no log-probs that would not line up.
+    assert completions[0].token_ids == [] and completions[0].logprobs == []
     body = server.requests[0]["body"]
     assert (
         server.requests[0]["path"] == "/v1/chat/completions"
@@ -90,6 +94,23 @@ def test_batch_in_order_with_sampling_fields_and_key(server_factory, monkeypatch
     )
     assert body["model"] == "my-model" and body["temperature"] == 0.3 and body["max_tokens"] == 7
     assert body["stop"] == ["</action>"] and body["seed"] == 1
+
+
+@pytest.mark.parametrize(
+    ("stop_reason", "stop", "text"),
+    [
+        (True, ["</action>", "\n"], "<action>X</action>"),  # vLLM names the string it stopped at
+        (True, ["never"], "<action>X</action>"),  # it stopped at EOS: nothing to put back
+        (False, ["</action>"], "<action>X</action>"),  # one stop string: that one
+        (False, ["</action>", "\n"], "<action>X"),  # several, and the server does not say which
+    ],
+)
+def test_the_stop_string_the_server_left_out_is_put_back(server_factory, stop_reason, stop, text):
+    server = server_factory(stop_reason=stop_reason)
+    [completion] = OpenAIPolicy(server.url, "m").generate(
+        [[{"role": "user", "content": "x"}]], SamplingParams(stop=stop)
+    )
+    assert completion.text == text and completion.finish_reason == "stop"
 
 
 def test_retries_busy_answers_then_succeeds(server_factory):
