@@ -34,9 +34,11 @@ def model_directory(spec: str) -> Path | None:
     """The local directory a model spec names, or None for a hub id (``name`` or ``org/name``).
 
     A spec written as a path (``/abs``, ``./rel``, ``~/x``, ``a/b/c``) that is not a directory is an
-    error, rather than a hub lookup that would fail with a message about repository names."""
+    error, rather than a hub lookup that would fail with a message about repository names, and so is
+    a directory without a model's ``config.json`` (a training run, whose model is in ``model/``)."""
     path = Path(spec).expanduser()
     if path.is_dir():
+        _check_model_directory(path)
         return path
     if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         raise AgentGymError(f"cannot load model {spec!r}: no such directory")
@@ -62,7 +64,6 @@ def make_policy(spec: str, **context: Any) -> Policy | ScriptedPolicy:
         raise AgentGymError(f"bad policy spec {spec!r}: expected hf:<model directory or hub id>")
     directory = model_directory(name)
     if directory is not None:
-        _check_model_directory(directory)
         return _hf_policy(str(directory))
     if spec.startswith("hf:"):
         return _hf_policy(name)

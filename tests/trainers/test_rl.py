@@ -393,3 +393,11 @@ def test_igpo_outcomes_come_from_the_reward_being_trained_on(tiny_model_dir, tmp
     batch.reward = success_rewards(trajectories)
     trainer._probe(trajectories, batch)
     assert batch.outcome[-1] == 1.0
+
+
+def test_a_run_directory_given_as_the_model_points_to_its_model(tiny_model_dir, tmp_path):
+    run = tmp_path / "earlier-run"
+    (run / "model").mkdir(parents=True)
+    with pytest.raises(AgentGymError, match=r"no config\.json.*earlier-run/model"):
+        Trainer(small_run(tiny_model_dir, tmp_path / "run", model={"spec": str(run)}))
+    assert not (tmp_path / "run").exists()
