@@ -27,7 +27,7 @@ import time
 import agentgym
 from agentgym.policies import ExpertPolicy
 from agentgym.rollout import GroupRequest, RolloutEngine
-from agentgym.tools.retrieval import wait_until_ready
+from agentgym.tools.servers import wait_until_ready
 
 
 def free_port() -> int:

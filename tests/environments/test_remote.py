@@ -14,7 +14,7 @@ from agentgym.policies import ExpertPolicy, SamplingParams
 from agentgym.policies.base import Completion
 from agentgym.rollout import GroupRequest, RolloutEngine
 from agentgym.tools.env_server import create_app
-from agentgym.tools.retrieval import wait_until_ready
+from agentgym.tools.servers import wait_until_ready
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from typing import Any
 
 from agentgym.tools.retrieval.base import Corpus, Hit, Retriever
 from agentgym.tools.retrieval.bm25 import BM25Retriever
-from agentgym.tools.retrieval.client import RetrievalClient, RetrievalError, wait_until_ready
+from agentgym.tools.retrieval.client import RetrievalClient, RetrievalError
 from agentgym.tools.retrieval.index import build_index, is_index, load_index, save_index
 
 _LAZY = {
@@ -47,7 +47,6 @@ __all__ = [
     "load_index",
     "save_index",
     "serve",
-    "wait_until_ready",
 ]
 
 

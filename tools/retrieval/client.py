@@ -16,7 +16,6 @@ with the server's message. A URL without a path gets ``/retrieve`` appended.
 from __future__ import annotations
 
 import itertools
-import subprocess
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -136,34 +135,6 @@ class RetrievalClient(Retriever):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def wait_until_ready(
-    url: str, timeout: float = 60.0, process: subprocess.Popen | None = None
-) -> dict[str, Any]:
-    """Polls ``GET /health`` of the server at ``url`` until it answers 200; returns that answer.
-
-    Fails after ``timeout`` seconds, or as soon as ``process`` (the server's, when this caller
-    started it) has exited, so a server that cannot start is reported at once.
-    """
-    health = endpoint(url, "/health")
-    deadline = time.monotonic() + timeout
-    last = "no answer yet"
-    with httpx.Client(timeout=2.0) as http:
-        while time.monotonic() < deadline:
-            if process is not None and process.poll() is not None:
-                raise RetrievalError(
-                    f"the server process exited with code {process.returncode} before {health} answered"
-                )
-            try:
-                response = http.get(health)
-                if response.status_code == 200:
-                    return response.json()
-                last = f"HTTP {response.status_code}"
-            except httpx.TransportError as error:
-                last = f"{type(error).__name__}"
-            time.sleep(0.05)
-    raise RetrievalError(f"{health} did not become ready within {timeout:g} s (last: {last})")
 
 
 def _message(response: httpx.Response) -> str:

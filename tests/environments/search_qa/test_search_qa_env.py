@@ -11,7 +11,7 @@ import agentgym
 from agentgym.checker import check_env
 from agentgym.core import AgentGymError
 from agentgym.environments.search_qa import SearchQAEnv, generate_knowledge_base, load_qa
-from agentgym.tools.retrieval import wait_until_ready
+from agentgym.tools.servers import wait_until_ready
 
 
 @pytest.fixture

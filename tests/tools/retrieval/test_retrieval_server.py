@@ -5,7 +5,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from agentgym.tools.retrieval import BM25Retriever, RetrievalClient, Retriever, create_app, wait_until_ready
+from agentgym.tools.retrieval import BM25Retriever, RetrievalClient, Retriever, create_app
+from agentgym.tools.servers import wait_until_ready
 
 
 @pytest.fixture(scope="module")
