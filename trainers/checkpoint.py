@@ -49,8 +49,9 @@ def save_checkpoint(
 ) -> Path:
     root = run_dir / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(".*.staging-*"):  # left by killed saves: one trainer writes a run at a time
+        shutil.rmtree(stale, ignore_errors=True)
     staging = root / f".{name}.staging-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging / "model")
     tokenizer.save_pretrained(staging / "model")
     if optimizer is not None:

@@ -41,6 +41,8 @@ def test_a_half_written_checkpoint_is_never_the_latest(tiny_model_dir, tmp_path)
     save_checkpoint(tmp_path, "iteration_1", model, tokenizer, None, {"iteration": 1})
     (tmp_path / "checkpoints" / ".iteration_2.staging-123").mkdir()  # a writer killed mid-way
     assert latest_checkpoint(tmp_path).name == "iteration_1"
+    save_checkpoint(tmp_path, "iteration_2", model, tokenizer, None, {"iteration": 2})
+    assert not list((tmp_path / "checkpoints").glob(".*staging*"))  # the next save clears what it left
 
 
 def test_saving_a_name_again_keeps_a_complete_copy_at_every_moment(tiny_model_dir, tmp_path, monkeypatch):
