@@ -41,7 +41,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
-from agentgym.core import AgentGymError, TextEnv
+from agentgym.core import AgentGymError, TextEnv, task_index
 from agentgym.environments.search_qa.data import load_corpus, load_qa
 from agentgym.environments.search_qa.knowledge_base import (
     KBConfig,
@@ -76,7 +76,8 @@ def _resolve_retriever(retriever: Retriever | str | Sequence[str]) -> Retriever:
     if isinstance(retriever, Retriever):
         return retriever
     urls = retriever.split(",") if isinstance(retriever, str) else list(retriever)
-    if all(url.strip().startswith(("http://", "https://")) for url in urls):
+    urls = [url.strip() for url in urls if url.strip()]  # "url," has an empty last entry
+    if urls and all(url.startswith(("http://", "https://")) for url in urls):
         return _shared(("client", tuple(urls)), lambda: RetrievalClient(urls))
     if isinstance(retriever, str):
         return _shared(("index", retriever), lambda: load_index(retriever))
@@ -164,12 +165,8 @@ class SearchQAEnv(TextEnv):
         options = options or {}
         split = options.get("split", "train" if "train" in self.tasks else self.splits[0])
         tasks = self._split_tasks(split)
-        if "task_id" in options:
-            task_id = int(str(options["task_id"])) if str(options["task_id"]).isdigit() else -1
-            if not 0 <= task_id < len(tasks):
-                raise AgentGymError(
-                    f"task_id {options['task_id']!r} is not in split {split!r}: ids are 0..{len(tasks) - 1}"
-                )
+        if options.get("task_id") is not None:
+            task_id = task_index(options["task_id"], len(tasks), f"split {split!r}")
         else:
             task_id = int(self.np_random.integers(len(tasks)))
         self.split, self.task_id, self._task = split, task_id, tasks[task_id]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import json
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -60,7 +61,8 @@ class Corpus:
     def from_jsonl(cls, path: str | Path) -> Corpus:
         """Reads a Search-R1 corpus: one ``{"id", "contents"}`` object per line (other keys ignored).
 
-        A row without ``id`` gets its line number; a row without ``contents`` but with
+        A row without ``id`` gets its position among the rows (from 0, blank lines not counted, as
+        Search-R1's own ids count documents); a row without ``contents`` but with
         ``title``/``text`` gets ``title + "\\n" + text``.
         """
         ids, contents = [], []
@@ -83,8 +85,12 @@ class Corpus:
                     ) from None
                 ids.append(str(row.get("id", len(ids))))
                 contents.append(str(text))
-        if len(set(ids)) != len(ids):
-            raise AgentGymError(f"corpus {str(path)!r} repeats document ids; ids must be unique")
+        repeated = next((i for i, n in Counter(ids).items() if n > 1), None)
+        if repeated is not None:
+            raise AgentGymError(
+                f"corpus {str(path)!r} repeats document id {repeated!r} (rows without an id take their "
+                "position among the rows); ids must be unique"
+            )
         return cls(ids, contents)
 
     def to_jsonl(self, path: str | Path) -> None:

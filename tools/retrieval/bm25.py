@@ -81,8 +81,10 @@ class BM25Retriever(Retriever):
                 results.append([])
                 continue
             scores = self.model.get_scores_from_ids(ids)  # (num_docs,)
-            rows = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-            rows = rows[np.lexsort((rows, -scores[rows]))]  # best first, ties by corpus order
+            # Every row scoring at least the k-th best, so that a tie across the cut goes by corpus order.
+            kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+            rows = np.flatnonzero(scores >= kth)
+            rows = rows[np.lexsort((rows, -scores[rows]))][:k]  # best first, ties by corpus order
             results.append([self.corpus.hit(int(r), scores[r]) for r in rows if scores[r] > 0])
         return results
 

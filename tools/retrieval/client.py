@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Sequence
+from hashlib import sha1
 from typing import Any
 
 import httpx
@@ -38,11 +39,17 @@ def endpoint(url: str, path: str = "/retrieve") -> str:
 
 
 def document_hit(item: dict[str, Any], score: float | None = None) -> Hit:
-    """A Search-R1 result document (``{"id", "contents"}`` or ``{"title", "text"}``) as a :class:`Hit`."""
+    """A Search-R1 result document (``{"id", "contents"}`` or ``{"title", "text"}``) as a :class:`Hit`;
+    a document without an id is named by a digest of its contents, so that different documents
+    never share one (environments key what was retrieved by id)."""
     contents = item.get("contents")
     if contents is None:
         contents = f"{item.get('title', '')}\n{item.get('text', '')}"
-    return Hit(str(item.get("id", "")), str(contents), float("nan") if score is None else float(score))
+    contents = str(contents)
+    doc_id = (
+        str(item["id"]) if item.get("id") is not None else "sha1:" + sha1(contents.encode()).hexdigest()[:16]
+    )
+    return Hit(doc_id, contents, float("nan") if score is None else float(score))
 
 
 class RetrievalClient(Retriever):

@@ -99,7 +99,9 @@ class Encoder:
         path = resolve_model_path(model)
         found = _sentence_transformers_defaults(path)
         self.settings = EncoderSettings(
-            model=model,
+            # recorded in a saved index: an alias as is, a directory as an absolute path, so that the
+            # index loads from any working directory
+            model=model if model in _BUNDLED else str(path.resolve()),
             pooling=pooling or found.get("pooling", "mean"),
             normalize=found.get("normalize", True) if normalize is None else normalize,
             max_length=max_length or found.get("max_length", 256),

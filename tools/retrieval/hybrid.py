@@ -74,8 +74,9 @@ class HybridRetriever(Retriever):
     ):
         if len(retrievers) < 2:
             raise ValueError("a hybrid retriever fuses at least two retrievers")
+        # Remote components (a RetrievalClient) do not know their corpus' size; the others must agree.
         sizes = {len(r) for r in retrievers if hasattr(r, "__len__")}
-        if len(sizes) != 1:
+        if len(sizes) > 1:
             raise ValueError(f"the retrievers search corpora of different sizes: {sorted(sizes)}")
         if weights is not None and len(weights) != len(retrievers):
             raise ValueError(f"{len(weights)} weights for {len(retrievers)} retrievers")
@@ -88,7 +89,10 @@ class HybridRetriever(Retriever):
         self.depth = depth
 
     def __len__(self) -> int:
-        return len(self.retrievers[0])
+        sized = [r for r in self.retrievers if hasattr(r, "__len__")]
+        if not sized:
+            raise TypeError("a hybrid of remote retrievers does not know its corpus' size")
+        return len(sized[0])
 
     def search(self, queries: Sequence[str], topk: int = 3) -> list[list[Hit]]:
         check_search_args(queries, topk)

@@ -100,13 +100,32 @@ def test_unseen_split_uses_only_held_out_rooms_and_the_others_never_do():
     assert len(scenes["train"]) > 100  # nearly all of the 116 seen floor plans
 
 
+def facts(problem: str, predicate: str) -> list[tuple[str, ...]]:
+    initial = problem.split("(:init", 1)[1].split("(:goal", 1)[0]
+    return [tuple(found.split()) for found in re.findall(rf"\({predicate} ([^()]+)\)", initial)]
+
+
 def test_no_game_appears_in_two_splits_or_twice():
-    # A game is its room, placements, start and goal: the problem text after its name.
-    seen: dict[str, tuple[str, int]] = {}
+    # A game is its task, room, receptacles, placements and start, named by types and locations (its
+    # object ids and coordinates carry per-game jitter that would tell even equal games apart).
+    seen: dict[tuple, tuple[str, int]] = {}
     for split in SPLITS:
         for index in range(split_size(split)):
-            _, game = generate_game(split, index)
-            key = game["pddl_problem"].split("(:objects", 1)[1] + game["grammar"]
+            spec, game = generate_game(split, index)
+            problem = game["pddl_problem"]
+            kind = dict(facts(problem, "receptacleType"))
+            place = dict(facts(problem, "receptacleAtLocation"))
+            objects = dict(facts(problem, "objectType"))
+            key = (
+                spec.task_type,
+                spec.scene,
+                spec.object_target,
+                spec.parent_target,
+                spec.toggle_target,
+                facts(problem, "atLocation")[0][1],
+                tuple(sorted((kind[r], place[r]) for r in kind)),
+                tuple(sorted((objects[o], kind[r], place[r]) for o, r in facts(problem, "inReceptacle"))),
+            )
             assert key not in seen, f"{split}/{index} repeats {seen[key]}"
             seen[key] = (split, index)
 

@@ -11,6 +11,7 @@ import agentgym
 from agentgym.checker import check_env
 from agentgym.core import AgentGymError
 from agentgym.environments.search_qa import SearchQAEnv, generate_knowledge_base, load_qa
+from agentgym.tools.retrieval import RetrievalClient
 from agentgym.tools.servers import wait_until_ready
 
 
@@ -126,8 +127,15 @@ def test_tasks_are_enumerated_and_drawn_deterministically(env):
     assert env.reset(options={"split": "test", "task_id": "7"})[1]["task_id"] == 7
     with pytest.raises(AgentGymError, match="unknown split 'dev'"):
         env.reset(options={"split": "dev"})
-    with pytest.raises(AgentGymError, match=r"ids are 0\.\.499"):
-        env.reset(options={"split": "test", "task_id": 500})
+    for task_id in (500, " 7x", [7], True):
+        with pytest.raises(ValueError, match=r"is not in split 'test': ids are 0\.\.499"):
+            env.reset(options={"split": "test", "task_id": task_id})
+    assert env.reset(options={"split": "test", "task_id": None})[1]["split"] == "test"  # drawn
+
+
+def test_a_url_list_with_an_empty_entry_is_still_a_list_of_servers():
+    env = agentgym.make("search-qa", retriever="http://127.0.0.1:9,")
+    assert isinstance(env.unwrapped.retriever, RetrievalClient)
 
 
 def test_another_generated_world_is_one_option_away(env):

@@ -1,6 +1,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 
 from agentgym.core import AgentGymError
@@ -52,6 +53,15 @@ def test_equal_scores_keep_corpus_order():
     )
     [hits] = retriever.search(["same"], topk=2)
     assert [hit.id for hit in hits] == ["x", "z"] and hits[0].score == hits[1].score
+
+
+def test_a_tie_across_the_top_k_cut_goes_by_corpus_order():
+    # A thousand equally scored documents among others: the top 5 are the first five of them.
+    kinds = np.random.default_rng(1).integers(0, 3, 3000)
+    texts = {0: "alpha beta", 1: "alpha beta gamma delta epsilon", 2: "zeta eta"}
+    corpus = Corpus([str(i) for i in range(3000)], [f"t{i}\n{texts[k]}" for i, k in enumerate(kinds)])
+    [hits] = BM25Retriever.build(corpus, progress=False).search(["alpha"], topk=5)
+    assert [hit.id for hit in hits] == [str(i) for i in np.flatnonzero(kinds == 0)[:5]]
 
 
 @pytest.mark.parametrize(
@@ -125,7 +135,7 @@ def test_corpus_jsonl_reads_search_r1_rows(tmp_path):
     [
         ('{"id": "1", "contents": "a"}\nnot json\n', r"corpus.jsonl:2: expected a JSON object"),
         ('{"id": "1", "body": "a"}\n', r"corpus.jsonl:1: expected a JSON object"),
-        ('{"id": "1", "contents": "a"}\n{"id": "1", "contents": "b"}\n', "repeats document ids"),
+        ('{"id": "1", "contents": "a"}\n{"id": "1", "contents": "b"}\n', "repeats document id '1'"),
     ],
 )
 def test_malformed_corpora_are_reported_with_their_line(tmp_path, text, message):

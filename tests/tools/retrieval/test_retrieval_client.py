@@ -99,4 +99,10 @@ def test_urls_are_normalised_to_the_retrieve_endpoint():
 
 
 def test_documents_without_contents_are_rebuilt_from_title_and_text():
-    assert document_hit({"title": "Tarsh", "text": "A city."}, 2.0) == Hit("", "Tarsh\nA city.", 2.0)
+    hit = document_hit({"id": 4, "title": "Tarsh", "text": "A city."}, 2.0)
+    assert hit == Hit("4", "Tarsh\nA city.", 2.0)
+
+
+def test_documents_without_an_id_are_named_by_their_contents():
+    first, again, other = (document_hit({"contents": text}) for text in ("Paris", "Paris", "The Nile"))
+    assert first.id == again.id != other.id and first.id.startswith("sha1:")

@@ -77,3 +77,14 @@ def test_a_model_that_is_not_local_is_never_downloaded(tmp_path):
         Encoder("sentence-transformers/all-mpnet-base-v2")
     with pytest.raises(AgentGymError, match="not a local model directory"):
         Encoder(str(tmp_path))
+
+
+def test_an_encoder_named_by_a_relative_path_is_recorded_absolutely(tmp_path, monkeypatch):
+    from agentgym.tools.retrieval.encoder import resolve_model_path
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "minilm").symlink_to(resolve_model_path("all-MiniLM-L6-v2"))
+    monkeypatch.chdir(tmp_path)
+    recorded = Encoder("models/minilm").settings.model
+    monkeypatch.chdir("/")
+    assert Encoder(recorded).settings.model == recorded  # loads from another working directory

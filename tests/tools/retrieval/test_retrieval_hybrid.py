@@ -44,7 +44,9 @@ def test_bad_fusion_settings_are_refused(kwargs, message):
         fuse([hits(("a", 1.0)), hits(("b", 1.0))], topk=1, **kwargs)
 
 
-class FixedRetriever(Retriever):
+class UnsizedRetriever(Retriever):
+    """Answers a fixed ranking and, as a RetrievalClient, cannot tell its corpus' size."""
+
     kind = "fixed"
 
     def __init__(self, ranking):
@@ -55,6 +57,8 @@ class FixedRetriever(Retriever):
         self.asked.append(topk)
         return [self.ranking[:topk] for _ in queries]
 
+
+class FixedRetriever(UnsizedRetriever):
     def __len__(self):
         return 4
 
@@ -67,6 +71,11 @@ def test_the_hybrid_retriever_asks_each_component_for_depth_candidates():
     assert first.asked == second.asked == [10]
     with pytest.raises(ValueError, match="at least two"):
         HybridRetriever([first])
+
+
+def test_remote_components_need_not_know_their_corpus_size():
+    hybrid = HybridRetriever([UnsizedRetriever(hits(("a", 1.0))), FixedRetriever(hits(("b", 2.0)))])
+    assert len(hybrid) == 4 and [h.id for h in hybrid.search(["x"], topk=2)[0]] == ["a", "b"]
 
 
 def test_a_hybrid_index_of_bm25_and_dense_round_trips(corpus, encoder, tmp_path):
