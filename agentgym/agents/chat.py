@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentgym.agents.parsing import ActionFormat, ParsedAction, format_action, parse_action
+from agentgym.core import AgentGymError
 from agentgym.policies.base import Message
 from agentgym.policies.constraints import PLACEHOLDER, AllowedCompletions
 
@@ -94,13 +95,13 @@ class AgentConfig(BaseModel):
     constrain_actions: bool = Field(
         default=False,
         description="constrained decoding: the model writes only admissible actions where the environment "
-        "lists them (policies that support it: hf)",
+        "lists them (policies that support it: hf, vllm; not with the tool_call format)",
     )
     copy_free_text: bool | Literal["span"] = Field(
         default=False,
         description="with constrain_actions: free text in an action (a search query) is written with the "
-        "words of the task and the current observation only (true), or is a run of consecutive words of "
-        "the task ('span')",
+        "tokens of the task's and the current observation's words only (true: any sequence of those "
+        "tokens, not necessarily whole words), or is a run of consecutive words of the task ('span')",
     )
     ordinal_items: bool = Field(
         default=False,
@@ -144,6 +145,15 @@ class ChatAgent:
     ):
         self.config = config or AgentConfig()
         self.action_format: ActionFormat = self.config.action_format or action_format
+        if self.action_format not in FORMAT_HINTS:
+            raise AgentGymError(
+                f"unknown action format {self.action_format!r}; use one of {', '.join(FORMAT_HINTS)}"
+            )
+        if self.config.constrain_actions and self.action_format == "tool_call":
+            raise AgentGymError(
+                "constrain_actions writes the admissible actions as they are, which are not tool calls: "
+                "use the tags or raw action format, or constrain_actions=false"
+            )
         base = BASE_SYSTEM_PROMPT if self.config.system_prompt is None else self.config.system_prompt
         parts = [
             base,
@@ -200,7 +210,9 @@ class ChatAgent:
             actions = [filled for action in actions for filled in _fill_with_spans(action, self.task)]
         elif self.config.copy_free_text:
             words = _WORD.findall(f"{self.task} {self.observation}")
-        return AllowedCompletions.from_actions(actions, self.format, words)
+        allowed = AllowedCompletions.from_actions(actions, self.format, words)
+        # nothing left to write (a span of an empty task): leave the turn free rather than stuck
+        return allowed if allowed.exact or allowed.open_prefixes else None
 
     def parse(self, completion: str) -> ParsedAction:
         parsed = parse_action(completion, self.action_format, self.config.require_think)

@@ -41,7 +41,7 @@ def parse_action(
     if action_format == "tool_call":
         return _parse_tool_call(text)
     thoughts = _THINK.findall(text)
-    actions = _ACTION.findall(text)
+    actions = _ACTION.findall(_THINK.sub("", text))  # an action quoted in the thought is not one
     thought = thoughts[0].strip() if thoughts else ""
     if len(actions) != 1:
         error = (

@@ -37,8 +37,8 @@ class AllowedCompletions:
     ``exact``: whole completions, one of which is written verbatim. ``open_prefixes``: a completion
     may also start with one of these and continue freely (a search query, say). ``free_words``: when
     given, that free text is written with these words' tokens only and ends with the template's text
-    after its placeholder (``closings``, one per open prefix), so a query can only copy the words it
-    is shown.
+    after its placeholder (``closings``, one per open prefix), so a query is made of the tokens of
+    the words it is shown (in any order, not necessarily whole words).
     """
 
     exact: tuple[str, ...]

@@ -183,7 +183,8 @@ def cut_at_stop(
         return tokens, logprobs, text, False
     end = min(positions)
     for n in range(1, len(tokens) + 1):
-        if len(tokenizer.decode(tokens[:n], skip_special_tokens=True)) >= end:
+        # text, not length: half a multi-byte character decodes to one replacement character
+        if tokenizer.decode(tokens[:n], skip_special_tokens=True).startswith(text[:end]):
             return tokens[:n], logprobs[:n], text[:end], True
     return tokens, logprobs, text[:end], True
 

@@ -327,7 +327,7 @@ class RolloutEngine:
                 if not getattr(policy, "supports_allowed_completions", False):
                     raise AgentGymError(
                         f"{type(policy).__name__} does not support constrained decoding: "
-                        "set agent.constrain_actions=false or use an hf policy"
+                        "set agent.constrain_actions=false or use an hf or vllm policy"
                     )
                 completions = list(policy.generate(prompts, sampling, allowed=allowed))  # type: ignore[call-arg]
             else:

@@ -1,6 +1,7 @@
 import pytest
 
 from agentgym.agents.chat import AgentConfig, ChatAgent
+from agentgym.core import AgentGymError
 
 
 def test_prompt_shows_task_memory_of_k_steps_and_admissible_actions():
@@ -24,7 +25,10 @@ def test_prompt_shows_task_memory_of_k_steps_and_admissible_actions():
 def test_memory_zero_and_long_observations_are_cut():
     agent = ChatAgent(AgentConfig(memory=0, show_available_actions=False))
     agent.start("x" * 50, {"available_actions": ["a"]})
+    agent.record("go west", "hall", {})
+    agent.record("go east", "study", {})
     assert "step" not in agent.prompt()[1]["content"].split("Current")[0]
+    assert "go west" not in agent.prompt()[1]["content"]
     agent = ChatAgent(AgentConfig(memory=1, max_history_chars=10))
     agent.start("y" * 50, {})
     agent.record("a", "now", {})
@@ -55,13 +59,23 @@ def test_allowed_completions_follow_the_admissible_actions_in_the_agents_format(
     free = ChatAgent(AgentConfig())
     free.start("page", info)
     assert free.allowed_completions() is None
-    agent = ChatAgent(AgentConfig(constrain_actions=True), action_format="tool_call")
+    agent = ChatAgent(AgentConfig(constrain_actions=True), action_format="tags")
     agent.start("page", info)
     allowed = agent.allowed_completions()
-    assert allowed.exact == ("<tool_call>click[buy now]</tool_call>",)
-    assert allowed.open_prefixes == ("<tool_call>search[",)
+    assert allowed.exact == ("<action>click[buy now]</action>",)
+    assert allowed.open_prefixes == ("<action>search[",)
     agent.record("click[buy now]", "done", {})  # no admissible actions listed: nothing to constrain
     assert agent.allowed_completions() is None
+    spans = ChatAgent(AgentConfig(constrain_actions=True, copy_free_text="span"))
+    spans.start("page", {"task": "", "available_actions": ["search[<query>]"]})
+    assert spans.allowed_completions() is None  # no span to copy: the turn is left free
+
+
+def test_formats_that_cannot_work_are_refused_by_name():
+    with pytest.raises(AgentGymError, match="unknown action format 'json'; use one of tags, raw, tool_call"):
+        ChatAgent(AgentConfig(), action_format="json")
+    with pytest.raises(AgentGymError, match="not tool calls"):
+        ChatAgent(AgentConfig(constrain_actions=True), action_format="tool_call")
 
 
 def test_copying_free_text_offers_the_words_of_the_task_and_the_observation():

@@ -14,6 +14,7 @@ from agentgym.agents.parsing import format_action, parse_action
         ("<action></action>", "", False, "empty <action>"),
         ("<action>a</action><action>b</action>", "b", False, "2 <action> blocks"),
         ("<action>unterminated", "", False, "no <action>"),
+        ("<think>not <action>look</action> yet</think><action>go north</action>", "go north", True, ""),
     ],
 )
 def test_tag_format(text, action, valid, error):

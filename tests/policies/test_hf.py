@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from agentgym.policies import SamplingParams
-from agentgym.policies.hf import HFPolicy
+from agentgym.policies.hf import HFPolicy, cut_at_stop
 from agentgym.trainers.models import load_model
 
 PROMPTS = [
@@ -68,3 +68,15 @@ def test_the_saved_tokenizer_pipeline_survives_loading(tiny_model_dir):
     # the tiny tokenizer lowercases and keeps letter-digit words whole; a rebuilt Qwen2 one would not
     assert tokenizer.backend_tokenizer.normalizer is not None
     assert tokenizer.decode(tokenizer("Go KITCHEN", add_special_tokens=False)["input_ids"]) == "go kitchen"
+
+
+@pytest.mark.parametrize(
+    ("text", "stop"), [("中b", "中"), ("ab€cd", "€"), ("go north</action> x", "</action>")]
+)
+def test_a_cut_at_a_stop_string_keeps_the_tokens_that_spell_it_whole(policy, text, stop):
+    tokenizer = policy.tokenizer
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    full = tokenizer.decode(ids, skip_special_tokens=True)
+    tokens, logprobs, cut, stopped = cut_at_stop(tokenizer, ids, [0.0] * len(ids), full, [stop])
+    assert stopped and cut == full[: full.index(stop) + len(stop)]
+    assert tokenizer.decode(tokens, skip_special_tokens=True).startswith(cut) and len(logprobs) == len(tokens)
