@@ -116,6 +116,12 @@ def spec(id: str) -> EnvSpec:
     return gymnasium.registry[name]
 
 
+def turn_limit(env_spec: EnvSpec, kwargs: dict[str, Any]) -> int | None:
+    """The time limit of an instance made with ``kwargs``: ``max_episode_steps`` among them, else the
+    registered one (gymnasium.make reads it the same way)."""
+    return kwargs.get("max_episode_steps") or env_spec.max_episode_steps
+
+
 def entry_point_of(env_spec: EnvSpec) -> Callable[..., gymnasium.Env]:
     """The class (or function) ``env_spec`` makes instances with, imported; an import that fails (an
     optional dependency not installed) is a one-line error naming the environment."""

@@ -50,7 +50,7 @@ from gymnasium.error import ResetNeeded
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from agentgym.core import AgentGymError
-from agentgym.registry import entry_point_of, make, short_id, spec
+from agentgym.registry import entry_point_of, make, short_id, spec, turn_limit
 
 
 class ResetRequest(BaseModel):
@@ -143,7 +143,7 @@ def create_app(
         "instructions": probe.unwrapped.instructions,
         "action_format": probe.unwrapped.action_format,
         "splits": list(probe.unwrapped.splits),
-        "max_episode_steps": probe.spec.max_episode_steps if probe.spec else env_spec.max_episode_steps,
+        "max_episode_steps": turn_limit(env_spec, env_kwargs),
     }
     probe.close()
     sessions: dict[str, _Session] = {}

@@ -37,7 +37,7 @@ from agentgym.agents.chat import AgentConfig, ChatAgent
 from agentgym.agents.parsing import ParsedAction
 from agentgym.core import AgentGymError, TaskId
 from agentgym.policies.base import Completion, Policy, SamplingParams, ScriptedPolicy
-from agentgym.registry import entry_point_of, short_id, spec
+from agentgym.registry import entry_point_of, short_id, spec, turn_limit
 from agentgym.rollout.workers import EnvPool, EnvWorkerError, ProcessEnvPool, ThreadEnvPool
 from agentgym.trajectory import Step, Trajectory, TrajectoryGroup
 
@@ -153,7 +153,7 @@ class RolloutEngine:
         if self.parallelism not in ("thread", "process"):
             raise AgentGymError(f"parallelism must be 'thread' or 'process', got {self.parallelism!r}")
         # else the limit it is made with, or the one a served instance reports at the first run
-        self.max_steps = max_steps or self.env_kwargs.get("max_episode_steps") or self.spec.max_episode_steps
+        self.max_steps = max_steps or turn_limit(self.spec, self.env_kwargs)
         self.record_prompts = record_prompts
         self.generation_seconds = 0.0  # time spent inside policy.generate, for timing breakdowns
         self.agent_config = agent_config or AgentConfig()
