@@ -47,9 +47,10 @@ def main() -> None:
     lengths = rows.lengths()
 
     def epoch_seconds(turns: TurnRows, budget: int) -> float:
+        fresh = copy.deepcopy(model)  # the same initial weights for every budget, copied off the clock
         start = time.perf_counter()
         train_sft(
-            copy.deepcopy(model),
+            fresh,
             turns,
             epochs=1,
             lr=config.sft.lr,

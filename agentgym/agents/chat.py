@@ -39,6 +39,7 @@ FORMAT_HINTS: dict[str, str] = {
 
 # A word a query may copy: whitespace-separated text without the brackets that delimit actions.
 _WORD = re.compile(r"[^\s\[\]]+")
+_CLOSING_PUNCTUATION = ",.;:!? "  # the space too, for a run that ends in words of punctuation only
 # The argument of a verb[argument] action, replaced by the position under ``ordinal_items``.
 _ARGUMENT = re.compile(r"\[[^\[\]]*\]$")
 
@@ -67,18 +68,20 @@ def number_items(observation: str, item_actions: list[str]) -> str:
 
 
 def _fill_with_spans(action: str, text: str) -> list[str]:
-    """A template action (``search[<query>]``) once for every run of consecutive words of ``text``;
-    any other action as it is."""
+    """A template action (``search[<query>]``) once for every run of consecutive words of ``text``,
+    the run's last word without the punctuation that ends it (``2.5 oz`` from ``2.5 oz, and ...``,
+    as a query is written); any other action as it is."""
     placeholder = PLACEHOLDER.search(action)
     if placeholder is None:
         return [action]
     words = _WORD.findall(text)
     head, tail = action[: placeholder.start()], action[placeholder.end() :]
-    return [
-        f"{head}{' '.join(words[start:stop])}{tail}"
+    spans = (
+        " ".join(words[start:stop]).rstrip(_CLOSING_PUNCTUATION)
         for start in range(len(words))
         for stop in range(start + 1, len(words) + 1)
-    ]
+    )
+    return list(dict.fromkeys(f"{head}{span}{tail}" for span in spans if span))
 
 
 class AgentConfig(BaseModel):
@@ -101,7 +104,8 @@ class AgentConfig(BaseModel):
         default=False,
         description="with constrain_actions: free text in an action (a search query) is written with the "
         "tokens of the task's and the current observation's words only (true: any sequence of those "
-        "tokens, not necessarily whole words), or is a run of consecutive words of the task ('span')",
+        "tokens, not necessarily whole words), or is a run of consecutive words of the task without the "
+        "punctuation that ends it ('span')",
     )
     ordinal_items: bool = Field(
         default=False,

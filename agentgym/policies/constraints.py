@@ -166,21 +166,30 @@ class TrieBuilder:
         return [self._ids[text] for text in texts]
 
     def token_specs(
-        self, allowed: Sequence[AllowedCompletions | None] | None, num_prompts: int
+        self,
+        allowed: Sequence[AllowedCompletions | None] | None,
+        num_prompts: int,
+        max_tokens: int | None = None,
     ) -> list[dict[str, Any] | None]:
         """Per prompt, ``TokenTrie``'s arguments for its ``allowed`` entry as plain lists (what a
         generator running elsewhere, a vLLM engine, needs to build the same trie), None where the
-        prompt is free; ``allowed`` None leaves every prompt free."""
+        prompt is free; ``allowed`` None leaves every prompt free. See :meth:`token_spec` for
+        ``max_tokens``."""
         if allowed is None:
             return [None] * num_prompts
         if len(allowed) != num_prompts:
             raise ValueError(f"allowed has {len(allowed)} entries for {num_prompts} prompts")
-        return [self.token_spec(entry) if entry is not None else None for entry in allowed]
+        return [self.token_spec(entry, max_tokens) if entry is not None else None for entry in allowed]
 
-    def token_spec(self, allowed: AllowedCompletions) -> dict[str, Any]:
-        """``TokenTrie``'s arguments for one prompt's ``allowed``."""
+    def token_spec(self, allowed: AllowedCompletions, max_tokens: int | None = None) -> dict[str, Any]:
+        """``TokenTrie``'s arguments for one prompt's ``allowed``. Given the ``max_tokens`` a
+        completion may take, exact completions longer than that (their end token counted) are left
+        out, as generation would cut them short of an action; all are kept when none fits."""
         if not allowed.exact and not allowed.open_prefixes:
             raise ValueError("constrained decoding needs at least one allowed completion")
+        exact = self.encode(allowed.exact)
+        if max_tokens is not None:
+            exact = [ids for ids in exact if len(ids) < max_tokens] or exact
         vocabulary, closings = None, []
         if allowed.free_words is not None and allowed.open_prefixes:  # a page of clicks has no free text
             # A word is written with or without the space before it (the first word of a query).
@@ -188,7 +197,7 @@ class TrieBuilder:
             vocabulary = sorted({token for ids in self.encode(spellings) for token in ids})
             closings = self.encode(allowed.closings)
         return {
-            "exact": self.encode(allowed.exact),
+            "exact": exact,
             "open_prefixes": self.encode(allowed.open_prefixes),
             "end_id": self.end_id,
             "closings": closings,

@@ -103,7 +103,7 @@ class HFPolicy:
         allowed: Sequence[AllowedCompletions | None] | None = None,
     ) -> list[Completion]:
         """One completion per prompt; ``allowed[i]`` (when given and not None) constrains prompt i's."""
-        specs = self._tries.token_specs(allowed, len(prompts))
+        specs = self._tries.token_specs(allowed, len(prompts), sampling.max_tokens)
         tries = [TokenTrie(**spec) if spec is not None else None for spec in specs]
         prompt_ids = encode_chats(self.tokenizer, prompts)
         # Sorting by length keeps padding inside each micro-batch small.

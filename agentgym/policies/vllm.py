@@ -244,7 +244,7 @@ class VLLMPolicy:
         from vllm import SamplingParams as EngineSampling
         from vllm.inputs import TokensPrompt
 
-        specs = self._tries.token_specs(allowed, len(prompts))
+        specs = self._tries.token_specs(allowed, len(prompts), sampling.max_tokens)
         prompt_ids = encode_chats(self.tokenizer, prompts)
         requests = [
             EngineSampling(
@@ -252,6 +252,9 @@ class VLLMPolicy:
                 top_p=sampling.top_p,
                 top_k=sampling.top_k or 0,
                 max_tokens=sampling.max_tokens,
+                # The trie ends a completion with the tokenizer's EOS, which a model's generation
+                # config (where the engine reads its own) may name differently.
+                stop_token_ids=[self.tokenizer.eos_token_id],
                 logprobs=0,
                 extra_args={CONSTRAINT_KEY: spec} if spec is not None else None,
             )

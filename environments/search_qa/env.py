@@ -154,7 +154,7 @@ class SearchQAEnv(TextEnv):
         return list(range(len(self._split_tasks(split))))
 
     def _split_tasks(self, split: str) -> list[QATask]:
-        if split not in self.tasks:
+        if split not in self.splits:  # a tuple: an unhashable value is simply not in it
             raise AgentGymError(f"unknown split {split!r}; search-qa has {', '.join(self.tasks)}")
         return self.tasks[split]
 

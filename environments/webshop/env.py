@@ -130,7 +130,7 @@ class WebShopEnv(TextEnv):
 
     def _choose_task(self, options: dict[str, Any]) -> tuple[int, str]:
         split = options.get("split")
-        if split is not None and split not in self.catalogue.split_ranges:
+        if split is not None and split not in self.splits:  # a tuple: an unhashable value is simply not in it
             raise ValueError(f"webshop: unknown split {split!r}; this catalogue has {list(self.splits)}")
         if options.get("task_id") is None:
             split = split or ("train" if "train" in self.splits else self.splits[0])

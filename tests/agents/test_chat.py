@@ -1,5 +1,6 @@
 import pytest
 
+import agentgym
 from agentgym.agents.chat import AgentConfig, ChatAgent
 from agentgym.core import AgentGymError
 
@@ -97,19 +98,31 @@ def test_constrained_actions_exclude_a_required_think_block():
         AgentConfig(constrain_actions=True, require_think=True)
 
 
-def test_copying_a_span_offers_every_run_of_consecutive_task_words():
-    info = {"task": "red lamp, cheap", "available_actions": ["click[back]", "search[<query>]"]}
+def test_copying_a_span_offers_every_run_of_consecutive_task_words_without_closing_punctuation():
+    info = {"task": "red lamp, cheap.", "available_actions": ["click[back]", "search[<query>]"]}
     agent = ChatAgent(AgentConfig(constrain_actions=True, copy_free_text="span"), action_format="raw")
     agent.start("page", info)
     allowed = agent.allowed_completions()
     assert allowed.open_prefixes == () and allowed.free_words is None
-    assert set(allowed.exact) == {
-        "click[back]",
-        *(
-            f"search[{span}]"
-            for span in ("red", "red lamp,", "red lamp, cheap", "lamp,", "lamp, cheap", "cheap")
-        ),
-    }
+    assert sorted(allowed.exact) == sorted(
+        [
+            "click[back]",
+            *(
+                f"search[{span}]"
+                for span in ("red", "red lamp", "red lamp, cheap", "lamp", "lamp, cheap", "cheap")
+            ),
+        ]
+    )
+
+
+def test_the_webshop_experts_queries_are_spans_of_its_instructions():
+    env = agentgym.make("webshop", catalogue="small")
+    agent = ChatAgent(AgentConfig(constrain_actions=True, copy_free_text="span"), action_format="raw")
+    for task_id in range(100):
+        observation, info = env.reset(seed=0, options={"task_id": task_id})
+        agent.start(observation, info)
+        query = env.unwrapped.expert_action()
+        assert query.startswith("search[") and query in agent.allowed_completions().exact
 
 
 RESULTS = "Page 1 [SEP] Next > [SEP] B0AAA11111 [SEP] Red Lamp [SEP] $9.99 [SEP] B0BBB22222 [SEP] Blue Lamp"

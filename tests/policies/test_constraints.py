@@ -85,6 +85,26 @@ def test_constrained_completions_are_allowed_ones(policy, temperature):
     assert not any(c.text in allowed.exact for c in free)
 
 
+def test_completions_the_token_budget_cannot_finish_are_not_started(policy):
+    actions = ["click[take key]", "click[xylophone quiz jumbo]"]  # words the model's tokenizer never saw
+    tokens = policy.tokenizer([format_action(action) for action in actions], add_special_tokens=False)
+    short, long = (len(ids) + 1 for ids in tokens["input_ids"])  # with the end token
+    assert short < long
+    allowed = AllowedCompletions.from_actions(actions, format_action)
+    sampling = SamplingParams(temperature=1.0, max_tokens=short, seed=3)
+    completions = policy.generate([PROMPT] * 16, sampling, allowed=[allowed] * 16)
+    assert {c.text for c in completions} == {"<action>click[take key]</action>"}
+    # With room for both, both are written; with room for neither, neither is left out.
+    roomy = policy.generate(
+        [PROMPT] * 16, sampling.model_copy(update={"max_tokens": long}), allowed=[allowed] * 16
+    )
+    assert len({c.text for c in roomy}) == 2
+    cramped = policy.generate(
+        [PROMPT] * 16, sampling.model_copy(update={"max_tokens": short - 1}), allowed=[allowed] * 16
+    )
+    assert all(c.finish_reason == "length" for c in cramped)
+
+
 def test_an_open_prefix_is_written_and_then_generation_is_free(policy):
     allowed = AllowedCompletions.from_actions(["search[<query>]"], format_action)
     [completion] = policy.generate(

