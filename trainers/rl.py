@@ -113,6 +113,18 @@ class MetricsLog:
                     self.writer.add_scalar(name, value, iteration)
             self.writer.flush()
 
+    def amend(self, iteration: int, metrics: dict[str, float]) -> None:
+        """Adds ``metrics`` to the record of an iteration already logged."""
+        records = [json.loads(line) for line in self.path.read_text().splitlines()]
+        for record in records:
+            if record.get("iteration") == iteration:
+                record.update(metrics)
+        self.path.write_text("".join(json.dumps(record) + "\n" for record in records))
+        if self.writer is not None:
+            for name, value in metrics.items():
+                self.writer.add_scalar(name, value, iteration)
+            self.writer.flush()
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
@@ -336,6 +348,11 @@ class Trainer:
         write_jsonl(self.run_dir / "eval" / f"{stage}.jsonl", [t for g in groups for t in g.trajectories])
         return summarize(groups)
 
+    def _periodic_eval_due(self, iteration: int) -> bool:
+        """Whether ``iteration`` (0-based) ends with an evaluation; the last one's is the after-RL one."""
+        every = self.config.eval.every
+        return bool(every) and (iteration + 1) % every == 0 and iteration + 1 < self.config.iterations
+
     def _eval_sampling(self) -> SamplingParams:
         return SamplingParams(
             temperature=self.config.eval.temperature,
@@ -417,8 +434,9 @@ class Trainer:
             read_state(checkpoint) if checkpoint else {"stage": "start", "iteration": 0, "summary": {}}
         )
         summary: dict[str, Any] = state["summary"]
+        finished_success = None
         if state["iteration"] < config.iterations:  # e.g. a finished run given more: its results are stale
-            summary.pop("success_after_rl", None)
+            finished_success = summary.pop("success_after_rl", None)
             summary.pop("score_after_rl", None)
         elapsed_before = summary.get("wall_seconds", 0.0)
         seed_everything(config.seed)
@@ -444,6 +462,11 @@ class Trainer:
         )
         self.train_ids = self.engine.task_ids(config.rollout.split)
         log = MetricsLog(self.run_dir, state["iteration"])
+        last = state["iteration"] - 1
+        if finished_success is not None and last >= 0 and self._periodic_eval_due(last):
+            # A finished run skips the periodic evaluation of its last iteration, as its after-RL one
+            # evaluates the same model; given more iterations, that iteration is no longer the last.
+            log.amend(last, {"eval/success": finished_success})
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         try:
             with Progress(*columns, console=self.console, transient=True) as progress:
@@ -508,11 +531,7 @@ class Trainer:
                         metrics["memory/peak_gib"] = (
                             torch.cuda.max_memory_allocated(self.model.device) / 2**30
                         )
-                    if (
-                        config.eval.every
-                        and (iteration + 1) % config.eval.every == 0
-                        and iteration + 1 < config.iterations
-                    ):
+                    if self._periodic_eval_due(iteration):
                         metrics["eval/success"] = self.evaluate(f"iteration_{iteration + 1}", progress)[
                             "success_rate"
                         ]

@@ -304,7 +304,11 @@ def test_a_finished_run_given_more_iterations_continues_like_a_longer_run(
         lambda self, stage, progress: stages.append(stage) or evaluate(self, stage, progress),
     )
     # Two epochs: the second step of an iteration depends on the optimizer's moments.
-    changes = {"model": {"spec": str(tiny_model_dir), "threads": 1, "lora": lora}, "ppo": {"epochs": 2}}
+    changes = {
+        "model": {"spec": str(tiny_model_dir), "threads": 1, "lora": lora},
+        "ppo": {"epochs": 2},
+        "eval": {"every": 1, "episodes": 3},
+    }
     longer = Trainer(small_run(tiny_model_dir, tmp_path / "longer", iterations=3, **changes)).fit()
     Trainer(small_run(tiny_model_dir, tmp_path / "extended", iterations=2, **changes)).fit()
     stages.clear()
