@@ -176,3 +176,20 @@ class TurnRows:
                 [self.allowed[i] for i in rows], batch.targets
             )
         return batch, old
+
+
+@torch.no_grad()
+def current_log_probs(
+    model: torch.nn.Module, rows: TurnRows, temperature: float, pad_id: int, micro_batch_tokens: int
+) -> list[list[float]]:
+    """Each row's response log-probs under ``model`` as it is now, in inference mode like a rollout."""
+    device = next(model.parameters()).device
+    model.eval()
+    values: list[list[float]] = [[] for _ in range(len(rows))]
+    for micro in micro_batches(rows.lengths(), micro_batch_tokens):
+        batch, _ = rows.micro_batch(micro, pad_id)
+        log_probs, _ = response_log_probs(model, batch.to(device), temperature)
+        K = log_probs.shape[1]
+        for row, index in enumerate(micro):
+            values[index] = log_probs[row, K - len(rows.response_ids[index]) :].tolist()
+    return values

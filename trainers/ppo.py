@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from agentgym.trainers.config import PPOSettings
-from agentgym.trainers.data import TurnRows, micro_batches, response_log_probs
+from agentgym.trainers.data import TurnRows, current_log_probs, micro_batches, response_log_probs
 from agentgym.trainers.losses import policy_loss
 
 
@@ -84,20 +84,3 @@ def ppo_update(
             optimizer.step()
     model.eval()
     return {name: float(np.mean(values)) for name, values in totals.items()}
-
-
-@torch.no_grad()
-def current_log_probs(
-    model: torch.nn.Module, rows: TurnRows, temperature: float, pad_id: int, micro_batch_tokens: int
-) -> list[list[float]]:
-    """Each row's response log-probs under ``model`` as it is now, in inference mode like a rollout."""
-    device = next(model.parameters()).device
-    model.eval()
-    values: list[list[float]] = [[] for _ in range(len(rows))]
-    for micro in micro_batches(rows.lengths(), micro_batch_tokens):
-        batch, _ = rows.micro_batch(micro, pad_id)
-        log_probs, _ = response_log_probs(model, batch.to(device), temperature)
-        K = log_probs.shape[1]
-        for row, index in enumerate(micro):
-            values[index] = log_probs[row, K - len(rows.response_ids[index]) :].tolist()
-    return values

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from agentgym.policies.hf import render_chat
-from agentgym.trainers.data import TurnRows, micro_batches, response_log_probs
+from agentgym.trainers.data import TurnRows, current_log_probs
 from agentgym.trajectory import Trajectory
 
 
@@ -60,17 +60,11 @@ def answer_beliefs(
     if not prompts:
         return beliefs
     rows = TurnRows(prompts, responses)
-    device = next(model.parameters()).device
-    for micro in micro_batches(rows.lengths(), micro_batch_tokens):
-        batch, _ = rows.micro_batch(micro, tokenizer.pad_token_id)
-        log_probs, _ = response_log_probs(model, batch.to(device), temperature)  # (B, K)
-        K = log_probs.shape[1]
-        for row, index in enumerate(micro):
-            start, length = spans[index]
-            begin = K - len(responses[index]) + start
-            p = math.exp(float(log_probs[row, begin : begin + length].mean())) if length else 0.0
-            i, k = owners[index]
-            beliefs[i][k] = max(beliefs[i][k], p)
+    log_probs = current_log_probs(model, rows, temperature, tokenizer.pad_token_id, micro_batch_tokens)
+    for (start, length), (i, k), values in zip(spans, owners, log_probs, strict=True):
+        gold = torch.tensor(values[start : start + length])  # float32, as the model computed them
+        p = math.exp(float(gold.mean())) if length else 0.0
+        beliefs[i][k] = max(beliefs[i][k], p)
     return beliefs
 
 

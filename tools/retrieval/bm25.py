@@ -81,11 +81,12 @@ class BM25Retriever(Retriever):
                 results.append([])
                 continue
             scores = self.model.get_scores_from_ids(ids)  # (num_docs,)
-            # Every row scoring at least the k-th best, so that a tie across the cut goes by corpus order.
+            # Every matching row scoring at least the k-th best, so that a tie across the cut goes by
+            # corpus order (not the non-matching rest, which can be the whole corpus).
             kth = np.partition(scores, len(scores) - k)[len(scores) - k]
-            rows = np.flatnonzero(scores >= kth)
+            rows = np.flatnonzero((scores >= kth) & (scores > 0))
             rows = rows[np.lexsort((rows, -scores[rows]))][:k]  # best first, ties by corpus order
-            results.append([self.corpus.hit(int(r), scores[r]) for r in rows if scores[r] > 0])
+            results.append([self.corpus.hit(int(r), scores[r]) for r in rows])
         return results
 
     def save(self, directory: str | Path) -> None:
