@@ -154,11 +154,14 @@ def rollout_metrics(groups: list[TrajectoryGroup]) -> dict[str, float]:
     }
 
 
-def throughput(batch: StepBatch, kept: StepBatch, timings: dict[str, float], epochs: int) -> dict[str, float]:
-    """Tokens per second of generation (the tokens ``batch`` wrote) and of the update (prompt +
-    response tokens of the ``kept`` rows, the ones dynamic sampling left, through forward and
-    backward, every PPO epoch counted)."""
-    generated = sum(len(ids) for ids in batch.response_ids or [])
+def throughput(
+    trajectories: list[Trajectory], kept: StepBatch, timings: dict[str, float], epochs: int
+) -> dict[str, float]:
+    """Tokens per second of generation (every token the rollout wrote, the failed episodes' and those
+    the update leaves out included, as generation took the time of all of them) and of the update
+    (prompt + response tokens of the ``kept`` rows, through forward and backward, every PPO epoch
+    counted)."""
+    generated = sum(len(step.response_ids or []) for trajectory in trajectories for step in trajectory.steps)
     trained = epochs * sum(len(ids) for ids in [*(kept.prompt_ids or []), *(kept.response_ids or [])])
     return {
         "throughput/generation_tokens_per_s": generated / max(timings["timing/generation"], 1e-9),
@@ -205,6 +208,13 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.yaml").write_text(dump_config(self.config))
         return checkpoint if self.config.resume else None
+
+    def _discard_unstarted_run_dir(self) -> None:
+        """Remove a run directory that holds nothing but its config, so that a setup error (a bad
+        environment option, a model that does not load) can be corrected and rerun as it was typed."""
+        if [path.name for path in self.run_dir.iterdir()] == ["config.yaml"]:
+            (self.run_dir / "config.yaml").unlink()
+            self.run_dir.rmdir()
 
     def _load_model(self, checkpoint: Path | None, state: dict[str, Any]) -> tuple[torch.nn.Module, Any]:
         settings = self.config.model
@@ -453,24 +463,31 @@ class Trainer:
         if config.model.threads is not None:
             torch.set_num_threads(config.model.threads)
 
-        self.model, self.tokenizer = self._load_model(checkpoint, state)
-        self.policy = self._make_generator()
+        self.policy = self.engine = None
+        try:
+            self.model, self.tokenizer = self._load_model(checkpoint, state)
+            self.policy = self._make_generator()
+            self.engine = RolloutEngine(
+                config.env,
+                config.env_kwargs,
+                num_slots=config.rollout.workers,
+                timeout=config.rollout.timeout,
+                max_steps=config.rollout.max_steps,
+                agent_config=config.agent,
+                record_prompts="info_gain" in self.estimator.requires,  # probing re-reads each turn's context
+            )
+            self.train_ids = self.engine.task_ids(config.rollout.split)  # the first call makes an env
+        except Exception:
+            for started in (self.engine, self.policy):
+                if started is not None:
+                    started.close()
+            self._discard_unstarted_run_dir()
+            raise
         if checkpoint is not None:
             set_rng_state(torch.load(checkpoint / "rng.pt", weights_only=False))
             self.console.print(
                 f"resuming from {checkpoint.name} (stage {state['stage']}, iteration {state['iteration']})"
             )
-
-        self.engine = RolloutEngine(
-            config.env,
-            config.env_kwargs,
-            num_slots=config.rollout.workers,
-            timeout=config.rollout.timeout,
-            max_steps=config.rollout.max_steps,
-            agent_config=config.agent,
-            record_prompts="info_gain" in self.estimator.requires,  # probing re-reads each turn's context
-        )
-        self.train_ids = self.engine.task_ids(config.rollout.split)
         log = MetricsLog(self.run_dir, state["iteration"])
         last = state["iteration"] - 1
         if finished_success is not None and last >= 0 and self._periodic_eval_due(last):
@@ -539,7 +556,7 @@ class Trainer:
                     self.policy.sync_weights(self.model)
                     timings["timing/weight_sync"] = time.monotonic() - tick
                     metrics.update(timings)
-                    metrics.update(throughput(batch, kept, timings, config.ppo.epochs))
+                    metrics.update(throughput(trajectories, kept, timings, config.ppo.epochs))
                     if self.model.device.type == "cuda":
                         metrics["memory/peak_gib"] = (
                             torch.cuda.max_memory_allocated(self.model.device) / 2**30

@@ -131,7 +131,9 @@ class AgentConfig(BaseModel):
         if self.constrain_actions and self.require_think:
             raise ValueError("constrain_actions writes bare actions, which require_think would reject")
         if self.copy_free_text and not self.constrain_actions:
-            raise ValueError("copy_free_text limits constrained decoding; set constrain_actions=true as well")
+            raise ValueError(
+                "copy_free_text limits constrained decoding: set constrain_actions=true, or copy_free_text=false"
+            )
         return self
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import typer
@@ -15,9 +16,17 @@ from agentgym.core import AgentGymError
 from agentgym.registry import make
 
 HELP = (
-    "Type an action, or the number of an admissible action. "
+    "Type an action, or the number of an admissible action (asked for what a <placeholder> in it stands for). "
     "Commands: :hint (the expert's next action), :reset (next task), :quit."
 )
+
+
+PLACEHOLDER = re.compile(r"<([a-z][a-z _-]*)>")
+
+
+def _fill_placeholders(action: str) -> str:
+    """Ask for each ``<name>`` in an admissible action written as a template, e.g. ``search[<query>]``."""
+    return PLACEHOLDER.sub(lambda match: console.input(f"[bold]{match.group(1)}: [/]").strip(), action)
 
 
 def _show(observation: str, info: dict[str, Any], step: int, reward: float | None = None) -> None:
@@ -80,7 +89,7 @@ def play_command(
             continue
         actions = info.get("available_actions") or []
         if line.isdigit() and 1 <= int(line) <= len(actions):
-            line = actions[int(line) - 1]
+            line = _fill_placeholders(actions[int(line) - 1])
         observation, reward, terminated, truncated, info = environment.step(line)
         step += 1
         total += float(reward)

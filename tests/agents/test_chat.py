@@ -89,7 +89,7 @@ def test_copying_free_text_offers_the_words_of_the_task_and_the_observation():
     plain = ChatAgent(AgentConfig(constrain_actions=True))
     plain.start("page", info)
     assert plain.allowed_completions().free_words is None
-    with pytest.raises(ValueError, match="constrain_actions"):
+    with pytest.raises(ValueError, match="set constrain_actions=true, or copy_free_text=false"):
         AgentConfig(copy_free_text=True)
 
 

@@ -234,6 +234,15 @@ def test_play_takes_numbers_actions_and_hints(agentgym_cli):
     assert "episode won after 5 steps" in out
 
 
+def test_play_asks_for_the_query_of_a_numbered_search_template(agentgym_cli):
+    # WebShop's search page offers the template "search[<query>]": its number asks for the query.
+    code, out, _ = agentgym_cli(
+        "play", "--env", "webshop", "--split", "test", "--task-id", "0", stdin="1\ndesk lamp black\n:quit\n"
+    )
+    assert code == 0
+    assert "Total results: 50" in out
+
+
 class CheckedKeyDoorEnv(KeyDoorEnv):
     """Rejects an unknown split or task id with a ValueError, as the built-in environments do."""
 

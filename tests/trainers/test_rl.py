@@ -57,6 +57,17 @@ def test_a_model_path_that_does_not_exist_fails_before_the_run_directory_is_made
     assert not (tmp_path / "run").exists()
 
 
+def test_a_run_whose_environment_cannot_be_made_leaves_nothing_to_overwrite(tiny_model_dir, tmp_path):
+    bad = small_run(
+        tiny_model_dir, tmp_path / "run", env_kwargs={"no_such_option": 1}, sft={"enabled": False}
+    )
+    with pytest.raises(AgentGymError, match="no_such_option"):
+        Trainer(bad).fit()
+    assert not (tmp_path / "run").exists()
+    Trainer(small_run(tiny_model_dir, tmp_path / "run", iterations=1, sft={"enabled": False})).fit()
+    assert (tmp_path / "run" / "summary.json").exists()
+
+
 def test_iteration_tasks_walk_seeded_epochs_of_the_split():
     ids = list(range(10))
     first_epoch = [iteration_tasks(ids, it, 5, seed=3) for it in range(2)]
@@ -66,17 +77,17 @@ def test_iteration_tasks_walk_seeded_epochs_of_the_split():
     assert len({seed for it in first_epoch for _, seed in it}) == 10
 
 
-def test_throughput_counts_written_tokens_and_every_kept_token_of_each_epoch():
-    batch = StepBatch.from_records(
-        [
-            {"group": 0, "traj": 0, "t": 0, "reward": 0.0, "prompt_ids": [1] * 10, "response_ids": [2] * 3},
-            {"group": 0, "traj": 0, "t": 1, "reward": 1.0, "prompt_ids": [1] * 20, "response_ids": [2] * 5},
-        ]
-    )
-    timings = {"timing/generation": 2.0, "timing/update": 4.0}
-    rates = throughput(batch, batch, timings, epochs=2)
+def test_throughput_counts_every_written_token_and_every_kept_token_of_each_epoch():
+    def step(t, prompt, response):
+        return Step(t=t, observation="o", action="a", prompt_ids=[1] * prompt, response_ids=[2] * response)
+
+    won = Trajectory(env_id="e", task_id=0, group="g", steps=[step(0, 10, 3), step(1, 20, 5)])
+    crashed = Trajectory(env_id="e", task_id=0, group="g", traj=1, steps=[step(0, 10, 4)], failed=True)
+    batch = StepBatch.from_trajectories([won])  # a failed episode is generated, not trained on
+    timings = {"timing/generation": 3.0, "timing/update": 4.0}
+    rates = throughput([won, crashed], batch, timings, epochs=2)
     assert rates == {"throughput/generation_tokens_per_s": 4.0, "throughput/update_tokens_per_s": 19.0}
-    rates = throughput(batch, batch.select(np.array([False, True])), timings, epochs=2)
+    rates = throughput([won, crashed], batch.select(np.array([False, True])), timings, epochs=2)
     assert rates["throughput/update_tokens_per_s"] == 12.5  # 2 epochs x (20 + 5) tokens / 4 s
 
 
