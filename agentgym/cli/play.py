@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import typer
@@ -13,6 +12,7 @@ from rich.text import Text
 from agentgym.cli.app import app, console
 from agentgym.config import parse_overrides
 from agentgym.core import AgentGymError
+from agentgym.policies.constraints import PLACEHOLDER
 from agentgym.registry import make
 
 HELP = (
@@ -21,12 +21,9 @@ HELP = (
 )
 
 
-PLACEHOLDER = re.compile(r"<([a-z][a-z _-]*)>")
-
-
 def _fill_placeholders(action: str) -> str:
     """Ask for each ``<name>`` in an admissible action written as a template, e.g. ``search[<query>]``."""
-    return PLACEHOLDER.sub(lambda match: console.input(f"[bold]{match.group(1)}: [/]").strip(), action)
+    return PLACEHOLDER.sub(lambda match: console.input(f"[bold]{match.group(0)[1:-1]}: [/]").strip(), action)
 
 
 def _show(observation: str, info: dict[str, Any], step: int, reward: float | None = None) -> None:
