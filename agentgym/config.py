@@ -58,10 +58,12 @@ def parse_overrides(overrides: Sequence[str] | None) -> dict[str, Any]:
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """A new dict: ``update``'s keys over ``base``'s, table by table. Tables are copied, never
+    shared, so overrides applied to the result leave the caller's dicts as they were."""
     merged = dict(base)
     for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+        if isinstance(value, dict):
+            merged[key] = _merge(merged[key] if isinstance(merged.get(key), dict) else {}, value)
         else:
             merged[key] = value
     return merged
@@ -72,8 +74,10 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         loaded = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
         raise AgentGymError(f"config file {str(path)!r} does not exist") from None
-    except yaml.YAMLError as error:
+    except (yaml.YAMLError, UnicodeDecodeError) as error:  # a checkpoint or other binary file, say
         raise AgentGymError(f"config file {str(path)!r} is not valid YAML: {error}") from None
+    except OSError as error:  # a directory, an unreadable file
+        raise AgentGymError(f"config file {str(path)!r} cannot be read: {error.strerror}") from None
     if loaded is not None and not isinstance(loaded, dict):
         raise AgentGymError(f"config file {str(path)!r} must hold a mapping, got {type(loaded).__name__}")
     return loaded or {}

@@ -43,7 +43,8 @@ class EvalConfig(BaseModel):
         default=None, ge=1, description="number of tasks (the first N of the split); None = all"
     )
     attempts: int = Field(default=1, ge=1, description="rollouts per task (k of pass@k)")
-    seed: int = Field(default=0, description="base seed; task i uses seed + i")
+    # gymnasium refuses a negative seed at reset: every episode would fail instead of the config.
+    seed: int = Field(default=0, ge=0, description="base seed; task i uses seed + i")
     out: Path | None = Field(
         default=None, description="run directory (default runs/eval-<env>-<policy>-<split>)"
     )
@@ -114,6 +115,16 @@ def summarize(groups: Sequence[TrajectoryGroup]) -> dict[str, Any]:
     return metrics
 
 
+def _key(trajectory: Trajectory) -> tuple[str, str]:
+    return trajectory.env_id, trajectory.group
+
+
+def _first_attempts(group: TrajectoryGroup, attempts: int) -> list[Trajectory]:
+    """The group's members 0..attempts-1: traces.jsonl holds them in the order they finished, and
+    the first to finish are the shortest episodes, not a fair sample of the group."""
+    return sorted(group.trajectories, key=lambda trajectory: trajectory.traj)[:attempts]
+
+
 def evaluate(
     config: EvalConfig,
     policy: Policy | ScriptedPolicy | None = None,
@@ -122,13 +133,16 @@ def evaluate(
 ) -> dict[str, Any]:
     """Runs the evaluation and writes ``traces.jsonl`` and ``metrics.json`` into the run directory.
 
-    With ``resume``, this run's tasks (split, task id and seed) whose groups are complete in
-    ``traces.jsonl`` are kept and the rest is rolled out again. Episodes of other tasks or splits in
-    that file (an earlier run with more episodes, another split) stay in it untouched, but the
-    metrics cover this run's tasks alone, each with its first ``attempts`` episodes.
+    With ``resume``, this run's tasks (environment, split, task id and seed) whose groups are
+    complete in ``traces.jsonl`` are kept and the rest is rolled out again. Episodes of other tasks,
+    splits or environments in that file (an earlier run with more episodes, another split) stay in
+    it untouched, but the metrics cover this run's tasks alone, each with its first ``attempts``
+    members (by member index).
     ``on_start(total_episodes)`` and ``on_trajectory`` let a caller draw progress.
     """
     run_dir = config.run_dir()
+    if run_dir.exists() and not run_dir.is_dir():  # --out naming a file, say its traces.jsonl
+        raise AgentGymError(f"the run directory {run_dir} is a file: give a directory")
     traces = run_dir / "traces.jsonl"
     existing: list[Trajectory] = []
     if traces.exists() and traces.stat().st_size > 0:
@@ -157,17 +171,18 @@ def evaluate(
         if not task_ids:
             raise AgentGymError(f"{config.env}: split {config.split!r} has no tasks")
         task_ids = task_ids[: config.episodes] if config.episodes else task_ids
-        # A group id names its (split, task id, seed), so it tells this run's tasks from others.
         requests = [
             GroupRequest(task_id=task_id, split=config.split, seed=config.seed + index)
             for index, task_id in enumerate(task_ids)
         ]
-        wanted = {request.group_id for request in requests}
-        sizes = Counter(t.group for t in existing)
-        done = {group for group in wanted if sizes[group] >= config.attempts}
+        # A group id names its (split, task id, seed) but not the environment: another
+        # environment's run in the same directory has the same ones, so both tell this run's tasks.
+        wanted = {(engine.env_id, request.group_id) for request in requests}
+        sizes = Counter((t.env_id, t.group) for t in existing)
+        done = {key for key in wanted if sizes[key] >= config.attempts}
         # This run's incomplete groups are dropped (they are rolled out again); the rest stays.
-        write_jsonl(traces, [t for t in existing if t.group not in wanted or t.group in done])
-        requests = [request for request in requests if request.group_id not in done]
+        write_jsonl(traces, [t for t in existing if _key(t) not in wanted or _key(t) in done])
+        requests = [request for request in requests if (engine.env_id, request.group_id) not in done]
         if on_start is not None:
             on_start(len(requests) * config.attempts)
 
@@ -180,10 +195,10 @@ def evaluate(
             policy, requests, group_size=config.attempts, sampling=config.sampling, on_trajectory=record
         )
 
+    ours = [t for t in read_trajectories(traces) if _key(t) in wanted]
     groups = [
-        group.model_copy(update={"trajectories": group.trajectories[: config.attempts]})
-        for group in TrajectoryGroup.from_trajectories(read_trajectories(traces))
-        if group.group in wanted
+        group.model_copy(update={"trajectories": _first_attempts(group, config.attempts)})
+        for group in TrajectoryGroup.from_trajectories(ours)
     ]
     metrics = summarize(groups)
     metrics.update({"env": config.env, "policy": config.policy, "split": config.split})

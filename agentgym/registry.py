@@ -36,6 +36,11 @@ from agentgym.plugins import load_object
 NAMESPACE = "agentgym"
 ENTRY_POINT_GROUP = "agentgym.environments"
 
+#: options of ``gymnasium.make`` itself, which never reach the environment's constructor
+GYMNASIUM_MAKE_OPTIONS = frozenset(
+    name for name in inspect.signature(gymnasium.make).parameters if name not in ("id", "kwargs")
+)
+
 _plugins_loaded = False
 _plugins_lock = threading.RLock()
 
@@ -151,6 +156,8 @@ def make(id: str, **kwargs: Any) -> gymnasium.Env:
         return gymnasium.make(env_spec.id, **kwargs)
     except TypeError as error:
         accepted = _accepted_kwargs(entry)
+        if accepted is not None:  # gymnasium.make takes the time limit and the checker switch itself
+            accepted |= GYMNASIUM_MAKE_OPTIONS
         unknown = sorted(set(kwargs) - accepted) if accepted is not None else []
         if unknown:
             raise AgentGymError(

@@ -17,10 +17,11 @@ A :class:`StepBatch` has one row per (trajectory, step)::
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -136,12 +137,29 @@ class TrajectoryGroup(BaseModel):
 def write_jsonl(
     path: str | Path, records: Iterable[BaseModel], append: bool = False, tokens: bool = False
 ) -> None:
-    """Writes pydantic records one per line; token ids and log-probs are left out unless ``tokens``."""
+    """Writes pydantic records one per line; token ids and log-probs are left out unless ``tokens``.
+
+    Without ``append`` the file is replaced through a rename: a failure or a kill while writing
+    leaves the previous file as it was (an evaluation resumed over it keeps its episodes)."""
     exclude = None if tokens else {"steps": {"__all__": set(TOKEN_FIELDS)}}
-    with open(path, "a" if append else "w", encoding="utf-8") as handle:
-        for record in records:
-            kwargs = {"exclude": exclude} if isinstance(record, Trajectory) else {}
-            handle.write(record.model_dump_json(**kwargs) + "\n")
+    if append:
+        with open(path, "a", encoding="utf-8") as handle:
+            _write_records(handle, records, exclude)
+        return
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            _write_records(handle, records, exclude)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _write_records(handle: TextIO, records: Iterable[BaseModel], exclude: dict[str, Any] | None) -> None:
+    for record in records:
+        kwargs = {"exclude": exclude} if isinstance(record, Trajectory) else {}
+        handle.write(record.model_dump_json(**kwargs) + "\n")
 
 
 def read_trajectories(path: str | Path) -> list[Trajectory]:
@@ -211,13 +229,14 @@ class StepBatch:
         return len(self.t)
 
     @classmethod
-    def from_records(cls, records: Sequence[dict[str, Any]]) -> StepBatch:
-        """Builds a batch from plain dicts with the column names above.
+    def from_records(cls, records: Iterable[dict[str, Any]]) -> StepBatch:
+        """Builds a batch from plain dicts with the column names above (a list or any iterable).
 
         Required keys: ``group``, ``traj``, ``t``, ``reward``. Defaults: ``anchor`` = None,
         ``action`` = "", ``valid`` = True, ``role`` = "agent", ``done`` = last ``t`` of the
         trajectory, ``info_gain`` and ``outcome`` = NaN.
         """
+        records = list(records)  # each column reads them again: a generator would be spent after one
         for index, record in enumerate(records):
             missing = [key for key in ("group", "traj", "t", "reward") if key not in record]
             if missing:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import gymnasium
 import typer
 from rich.markup import escape
 from rich.panel import Panel
@@ -52,16 +53,24 @@ def play_command(
     """Play ENV yourself: the observation is shown, you type the actions."""
     env_kwargs = parse_overrides(options)
     environment = make(env, **env_kwargs)
-    console.print(HELP, style="dim")
     reset_options: dict[str, Any] = {}
     if split is not None:
         reset_options["split"] = split
     if task_id is not None:
         reset_options["task_id"] = int(task_id) if task_id.isdigit() else task_id
+    # Ctrl-C is how many people leave: the environment is closed then too (a served one's session
+    # would otherwise stay open on its server).
+    try:
+        _play(environment, seed, reset_options)
+    finally:
+        environment.close()
+
+
+def _play(environment: gymnasium.Env, seed: int | None, reset_options: dict[str, Any]) -> None:
+    console.print(HELP, style="dim")
     try:
         observation, info = environment.reset(seed=seed, options=reset_options or None)
     except ValueError as error:  # environments reject an unknown split or task id this way
-        environment.close()
         raise AgentGymError(str(error)) from None
     step, total = 0, 0.0
     _show(observation, info, step)
@@ -97,4 +106,3 @@ def play_command(
                 f"[bold]episode {outcome}[/] after {step} steps, total reward {total:g}, score {info.get('score', '-')}"
             )
             console.print("next task: :reset, leave: :quit", style="dim")
-    environment.close()

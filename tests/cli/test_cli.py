@@ -275,6 +275,33 @@ def test_play_with_a_task_the_environment_does_not_have_is_a_one_line_error(agen
     assert "Traceback" not in out + err
 
 
+class ClosingKeyDoorEnv(KeyDoorEnv):
+    """Counts its closes: a served environment frees its server session there."""
+
+    closes = 0
+
+    def close(self):
+        ClosingKeyDoorEnv.closes += 1
+        super().close()
+
+
+def test_play_left_with_ctrl_c_closes_the_environment(agentgym_cli, monkeypatch):
+    from agentgym.cli import play
+
+    def ctrl_c(*_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(play.console, "input", ctrl_c)
+    ClosingKeyDoorEnv.closes = 0
+    agentgym.register("test-closing-keydoor", ClosingKeyDoorEnv, max_episode_steps=20)
+    try:
+        code, _, _ = agentgym_cli("play", "--env", "test-closing-keydoor")
+    finally:
+        agentgym.deregister("test-closing-keydoor")
+    assert code == 130
+    assert ClosingKeyDoorEnv.closes == 1
+
+
 def _readme_block(after: str) -> str:
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     start = readme.index(after)

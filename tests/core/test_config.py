@@ -50,3 +50,24 @@ def test_errors_name_the_key_and_the_value():
         apply_override({}, "trainer.lr")
     with pytest.raises(AgentGymError, match="does not exist"):
         load_config(Outer, "missing.yaml")
+
+
+def test_a_config_path_that_is_no_yaml_file_is_a_one_line_error(tmp_path):
+    binary = tmp_path / "model.safetensors"
+    binary.write_bytes(bytes(range(128, 256)))
+    with pytest.raises(AgentGymError, match="is not valid YAML"):
+        load_config(Outer, binary)
+    with pytest.raises(AgentGymError, match="cannot be read: Is a directory"):
+        load_config(Outer, tmp_path)
+
+
+def test_overrides_leave_the_given_dicts_as_they_were():
+    # A sweep over one base: each configuration gets its own overrides and no other.
+    base = {"trainer": {"lr": 0.5}}
+    first = load_config(Outer, [base], None, ["trainer.mode=mean"])
+    second = load_config(Outer, [base], None, ["steps=3"])
+    assert first.trainer == Inner(lr=0.5, mode="mean")
+    assert second == Outer(steps=3, trainer=Inner(lr=0.5))
+    flags = {"trainer": {"mode": "mean"}}
+    load_config(Outer, None, flags, ["trainer.lr=0.1"])
+    assert base == {"trainer": {"lr": 0.5}} and flags == {"trainer": {"mode": "mean"}}

@@ -6,6 +6,7 @@ import pytest
 from toy_envs import KeyDoorEnv
 
 import agentgym
+from agentgym.config import load_config
 from agentgym.core import AgentGymError
 from agentgym.evaluation import EvalConfig, evaluate, pass_at_k
 from agentgym.trajectory import read_trajectories
@@ -79,6 +80,11 @@ def test_config_rejects_contradictions():
         EvalConfig(env="x", resume=True, overwrite=True)
 
 
+def test_a_negative_seed_is_refused_before_any_episode_runs(tmp_path):
+    with pytest.raises(AgentGymError, match="seed: Input should be greater than or equal to 0"):
+        load_config(EvalConfig, None, {"env": "test-keydoor", "out": tmp_path}, ["seed=-1"])
+
+
 def test_resume_summarises_this_runs_tasks_and_keeps_the_others_on_disk(tmp_path):
     evaluate(EvalConfig(env="test-keydoor", policy="expert", episodes=4, out=tmp_path))
     fewer = evaluate(EvalConfig(env="test-keydoor", policy="expert", episodes=2, out=tmp_path, resume=True))
@@ -112,3 +118,31 @@ def test_an_environment_with_numpy_task_ids_and_anchors_is_written_and_read_back
     traces = read_trajectories(tmp_path / "traces.jsonl")
     assert sorted(t.task_id for t in traces) == [1000, 1001]
     assert all(type(step.anchor[0]) is int for t in traces for step in t.steps)
+
+
+def test_resume_in_a_directory_of_another_environment_rolls_this_one_out(tmp_path):
+    evaluate(EvalConfig(env="test-keydoor", policy="expert", episodes=2, out=tmp_path))
+    other = EvalConfig(env="test-invalid-moves", policy="random", episodes=2, out=tmp_path, resume=True)
+    rolled_out = []
+    metrics = evaluate(other, on_trajectory=rolled_out.append)
+    assert [t.env_id for t in rolled_out] == ["test-invalid-moves"] * 2
+    assert metrics == evaluate(other.model_copy(update={"out": tmp_path / "fresh", "resume": False}))
+    on_disk = read_trajectories(tmp_path / "traces.jsonl")
+    assert sorted(t.env_id for t in on_disk) == ["test-invalid-moves"] * 2 + ["test-keydoor"] * 2
+
+
+def test_resume_with_fewer_attempts_reports_what_a_fresh_run_would(tmp_path):
+    # Episodes are written as they finish, shortest first; the metrics take members 0..k-1.
+    config = EvalConfig(env="test-keydoor", policy="random", episodes=3, attempts=4, out=tmp_path / "a")
+    evaluate(config)
+    fewer = config.model_copy(update={"attempts": 1, "resume": True})
+    fresh = config.model_copy(update={"attempts": 1, "out": tmp_path / "b"})
+    assert evaluate(fewer) == evaluate(fresh)
+
+
+def test_a_run_directory_that_is_a_file_is_a_one_line_error_and_keeps_it(tmp_path):
+    traces = tmp_path / "traces.jsonl"
+    traces.write_text("kept\n")
+    with pytest.raises(AgentGymError, match="is a file: give a directory"):
+        evaluate(EvalConfig(env="test-keydoor", policy="expert", episodes=1, out=traces))
+    assert traces.read_text() == "kept\n"

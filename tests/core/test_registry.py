@@ -45,6 +45,11 @@ def test_unknown_kwarg_names_the_accepted_ones():
         agentgym.make("test-keydoor", colour="red")
 
 
+def test_the_time_limit_option_is_never_called_unknown():
+    with pytest.raises(AgentGymError, match=r"unknown option\(s\) colour; accepted: .*max_episode_steps"):
+        agentgym.make("test-keydoor", max_episode_steps=5, colour="red")
+
+
 def test_registering_a_taken_id_differently_is_an_error_and_same_is_idempotent():
     agentgym.register("test-keydoor", "toy_envs:KeyDoorEnv", max_episode_steps=20)
     with pytest.raises(AgentGymError, match="already registered"):

@@ -131,3 +131,25 @@ def test_select_with_no_positions_is_an_empty_batch():
     for empty in ([], np.zeros(3, dtype=bool)):
         picked = batch.select(empty)
         assert len(picked) == 0 and picked.reward.tolist() == [] and picked.last_t().tolist() == []
+
+
+def test_rewriting_a_traces_file_that_fails_midway_keeps_the_previous_file(tmp_path):
+    path = tmp_path / "traces.jsonl"
+    write_jsonl(path, [_trajectory("g1", 0, [1.0]), _trajectory("g2", 0, [0.0])])
+    before = path.read_text()
+
+    def interrupted():
+        yield _trajectory("g3", 0, [1.0])
+        raise KeyboardInterrupt  # a kill while the kept episodes are written back
+
+    with pytest.raises(KeyboardInterrupt):
+        write_jsonl(path, interrupted())
+    assert path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["traces.jsonl"]
+
+
+def test_from_records_reads_a_generator_like_a_list():
+    records = [{"group": 0, "traj": 0, "t": t, "reward": float(t), "anchor": [t]} for t in range(3)]
+    batch = StepBatch.from_records(record for record in records)
+    assert batch.reward.tolist() == [0.0, 1.0, 2.0] and batch.anchor.tolist() == [(0,), (1,), (2,)]
+    assert batch.done.tolist() == [False, False, True]
