@@ -68,7 +68,7 @@ def check_options(url: str, served: dict[str, Any], expected: dict[str, Any]) ->
     for key, value in expected.items():
         if key not in options:
             wrong.append(f"no option {key} it can report")
-        elif options[key] != json.loads(json.dumps(value)):  # as the server sent its own: in JSON
+        elif options[key] != json.loads(json.dumps(jsonable(value))):  # as the server sent its own: in JSON
             wrong.append(f"{key}={options[key]!r}")
     if wrong:
         wanted = ", ".join(f"{key}={value!r}" for key, value in expected.items())

@@ -28,8 +28,8 @@ environment fails (answered on the same connection, which stays open); none stop
 the other sessions. ``env_kwargs`` are the options the server was started with, ``options`` every
 option the environment was made with, defaults included (those with JSON values), and
 ``max_episode_steps`` the made environment's turn limit. Calls on one session run one at a
-time; sessions run in parallel. Sessions idle for ``idle_timeout`` seconds are closed when room is
-needed for a new one.
+time; sessions run in parallel. Sessions idle for ``idle_timeout`` seconds (counted from the end of
+their last call) are closed when room is needed for a new one; stopping the server closes them all.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import inspect
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import gymnasium
@@ -131,6 +131,23 @@ class _Session:
         self.env.close()
 
 
+SHUTDOWN_WAIT = 5.0
+"""Seconds a stopping server waits, in all, for calls in flight before leaving their sessions to the exit."""
+
+
+def close_quietly(session: _Session, wait: float) -> bool:
+    """Closes ``session`` once no call runs on it (waiting up to ``wait`` seconds); False if one still
+    runs. A failure to close is not reported: the session's client has gone."""
+    if not session.lock.acquire(timeout=max(wait, 0.0)):
+        return False
+    try:
+        with contextlib.suppress(Exception):
+            session.close()
+    finally:
+        session.lock.release()
+    return True
+
+
 def create_app(
     env_id: str,
     env_kwargs: dict[str, Any] | None = None,
@@ -155,7 +172,20 @@ def create_app(
     probe.close()
     sessions: dict[str, _Session] = {}
     table_lock = threading.Lock()
-    app = FastAPI(title=f"agentgym {name} environment server")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        # A stopped server frees what its sessions hold (browsers, containers, subprocesses), which
+        # the process exit alone leaves running.
+        with table_lock:
+            open_sessions = list(sessions.values())
+            sessions.clear()
+        deadline = time.monotonic() + SHUTDOWN_WAIT
+        for session in open_sessions:
+            close_quietly(session, wait=deadline - time.monotonic())
+
+    app = FastAPI(title=f"agentgym {name} environment server", lifespan=lifespan)
 
     @app.exception_handler(_UnknownSession)
     async def unknown_session(request: Request, error: _UnknownSession) -> JSONResponse:
@@ -193,7 +223,6 @@ def create_app(
         with session.lock:
             if session.closed:
                 raise _UnknownSession(session_id)
-            session.last_used = time.monotonic()
             try:
                 return method(session.env)
             except REFUSALS as error:
@@ -202,6 +231,9 @@ def create_app(
                 raise
             except Exception as error:
                 raise failure(error) from error
+            finally:
+                # idle from the end of the call: its client only now gets the answer of a long step
+                session.last_used = time.monotonic()
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -218,13 +250,8 @@ def create_app(
                 now = time.monotonic()
                 for key, idle in list(sessions.items()):
                     # a session whose lock is taken has a call in flight or waiting: not idle
-                    if now - idle.last_used > idle_timeout and idle.lock.acquire(blocking=False):
-                        try:
-                            del sessions[key]
-                            with contextlib.suppress(Exception):  # its client has long gone
-                                idle.close()
-                        finally:
-                            idle.lock.release()
+                    if now - idle.last_used > idle_timeout and close_quietly(idle, wait=0):
+                        del sessions[key]
             if len(sessions) >= max_sessions:
                 return JSONResponse(
                     {"error": f"all {max_sessions} sessions are in use; close one or try again later"}, 429

@@ -40,5 +40,7 @@ def wait_until_ready(
                 last = f"HTTP {response.status_code}"
             except httpx.TransportError as error:
                 last = f"{type(error).__name__}"
+            except ValueError:  # another service on the port, while ours is starting or failing to
+                last = f"HTTP 200 that is not JSON: {response.text[:80]!r}"
             time.sleep(0.05)
     raise ServerNotReady(f"{health} did not become ready within {timeout:g} s (last: {last})")

@@ -18,6 +18,7 @@ the environment server its own (see agentgym.tools.env_server).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -32,6 +33,21 @@ serve_app = typer.Typer(
 app.add_typer(serve_app, name="serve")
 
 
+def retrieval_server(default_topk: int) -> Callable[..., None]:
+    """The retrieval server's ``serve``, once it is known to be installed and to accept ``default_topk``."""
+    try:
+        from agentgym.tools.retrieval.server import MAX_TOPK, serve
+    except ImportError as error:
+        raise AgentGymError(
+            f"serving needs fastapi and uvicorn ({error}): pip install 'agentgym[server]'"
+        ) from None
+    if default_topk > MAX_TOPK:
+        raise AgentGymError(
+            f"--topk {default_topk} exceeds the server's limit of {MAX_TOPK} documents per query"
+        )
+    return serve
+
+
 @serve_app.command("retriever")
 def serve_retriever(
     index: Path = typer.Option(..., help="index directory (built there from --corpus if it holds none)"),
@@ -42,12 +58,15 @@ def serve_retriever(
     ),
     device: str = typer.Option("cpu", help="dense/hybrid: torch device of the encoder (cpu, cuda)"),
     host: str = typer.Option("127.0.0.1", help="interface to listen on (0.0.0.0 for every interface)"),
-    port: int = typer.Option(8000, help="TCP port"),
+    port: int = typer.Option(8000, min=1, max=65535, help="TCP port"),
     topk: int = typer.Option(3, min=1, help="documents per query when a request gives no topk"),
     build_only: bool = typer.Option(False, "--build-only", help="build the index and exit"),
 ) -> None:
     """Serve a retrieval index with Search-R1's /retrieve protocol, building it first if needed."""
-    from agentgym.tools.retrieval import Encoder, build_index, is_index, load_index, serve
+    from agentgym.tools.retrieval import Encoder, build_index, is_index, load_index
+
+    # Checked before the index is built, which can take hours, rather than once it is.
+    serve = None if build_only else retrieval_server(topk)
 
     if is_index(index):
         if corpus is not None:
@@ -62,7 +81,7 @@ def serve_retriever(
             corpus, index, kind, encoder=Encoder(encoder, device=device) if dense else None
         )
     console.print(f"{retriever.kind} index of {len(retriever)} documents ready in {index}")
-    if build_only:
+    if serve is None:  # --build-only
         return
     console.print(f"serving on http://{host}:{port}/retrieve (Ctrl-C to stop)")
     serve(retriever, host=host, port=port, default_topk=topk)
@@ -73,7 +92,7 @@ def serve_env(
     env: str = typer.Option(..., "--env", help="environment id, e.g. webshop"),
     options: list[str] = typer.Argument(None, help="environment options as key=value"),
     host: str = typer.Option("127.0.0.1", help="interface to listen on (0.0.0.0 for every interface)"),
-    port: int = typer.Option(8001, help="TCP port"),
+    port: int = typer.Option(8001, min=1, max=65535, help="TCP port"),
     max_sessions: int = typer.Option(256, min=1, help="environment instances served at once"),
 ) -> None:
     """Serve an environment over HTTP, one instance per session (agentgym.make("remote", url=...))."""

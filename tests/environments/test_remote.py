@@ -125,6 +125,12 @@ def test_served_options_are_checked_not_changed(served):
         agentgym.make("remote", colour="red", **served)
 
 
+def test_numpy_option_values_are_checked_as_the_plain_values_they_are(served):
+    agentgym.make("remote", num_rooms=np.int64(5), key_reward=np.float32(0.0), **served).close()
+    with pytest.raises(agentgym.AgentGymError, match="serves test-keydoor with num_rooms=5; expected"):
+        agentgym.make("remote", num_rooms=np.int64(4), **served)
+
+
 @pytest.mark.parametrize(
     "answer",
     [

@@ -5,6 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
+from toy_envs import KeyDoorEnv
 
 import agentgym
 from agentgym.tools.env_server import create_app, plain
@@ -126,6 +127,24 @@ def test_a_session_with_a_call_in_flight_is_not_idle(toy_envs):
         assert http.post("/sessions").status_code == 429  # not closed under its running call
         assert napping.result().status_code == 200
     open_session(http)  # idle now, so it makes room
+
+
+def test_a_session_is_idle_from_the_end_of_its_last_call_not_its_start(toy_envs):
+    http = TestClient(create_app("test-faulty", max_sessions=1, idle_timeout=0.5))
+    session = open_session(http)
+    http.post(f"/sessions/{session}/reset", json={"seed": 0})
+    assert http.post(f"/sessions/{session}/step", json={"action": "nap"}).status_code == 200  # 1 s
+    assert http.post("/sessions").status_code == 429  # its client has only just been answered
+    assert http.post(f"/sessions/{session}/step", json={"action": "take key"}).status_code == 200
+
+
+def test_stopping_the_server_closes_the_open_sessions(toy_envs, monkeypatch):
+    closed = []
+    monkeypatch.setattr(KeyDoorEnv, "close", lambda env: closed.append(env))
+    with TestClient(create_app("test-keydoor")) as http:
+        open_session(http), open_session(http)
+        closed.clear()  # the probe made at start
+    assert len(closed) == 2
 
 
 def test_an_environment_failure_is_a_500_and_other_sessions_go_on(toy_envs):

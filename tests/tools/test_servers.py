@@ -1,7 +1,9 @@
 """Waiting for a server: its health answer, or a one-line error as soon as it cannot come."""
 
+import http.server
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -19,3 +21,25 @@ def test_a_server_that_never_answers_times_out_naming_its_health_url(free_port):
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(ServerNotReady, match=rf"{url}/health did not become ready within 0\.3 s"):
         wait_until_ready(url + "/retrieve", timeout=0.3)
+
+
+class WebPage(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("content-type", "text/html")
+        self.end_headers()
+        self.wfile.write(b"<html>hi</html>")
+
+    def log_message(self, *args):
+        pass
+
+
+def test_another_service_answering_on_the_port_is_not_taken_for_the_server():
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), WebPage) as other:
+        threading.Thread(target=other.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{other.server_address[1]}"
+        try:
+            with pytest.raises(ServerNotReady, match=r"0\.3 s \(last: HTTP 200 that is not JSON: '<html>hi"):
+                wait_until_ready(url, timeout=0.3)
+        finally:
+            other.shutdown()

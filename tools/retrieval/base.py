@@ -43,13 +43,19 @@ class Hit:
 
 
 class Corpus:
-    """Documents as two aligned columns; row ``i`` is the document the indexes call ``i``."""
+    """Documents as two aligned columns; row ``i`` is the document the indexes call ``i``.
+
+    Ids are unique: hybrid fusion matches documents by id, and a saved corpus is read back only so.
+    """
 
     def __init__(self, ids: Sequence[str], contents: Sequence[str]):
         if len(ids) != len(contents):
             raise ValueError(f"{len(ids)} ids for {len(contents)} documents")
         self.ids = [str(doc_id) for doc_id in ids]
         self.contents = list(contents)
+        if len(set(self.ids)) != len(self.ids):
+            repeated = next(doc_id for doc_id, count in Counter(self.ids).items() if count > 1)
+            raise ValueError(f"the corpus repeats document id {repeated!r}; ids must be unique")
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -85,13 +91,12 @@ class Corpus:
                     ) from None
                 ids.append(str(row.get("id", len(ids))))
                 contents.append(str(text))
-        repeated = next((i for i, n in Counter(ids).items() if n > 1), None)
-        if repeated is not None:
+        try:
+            return cls(ids, contents)
+        except ValueError as error:  # a repeated id: the two columns are aligned here
             raise AgentGymError(
-                f"corpus {str(path)!r} repeats document id {repeated!r} (rows without an id take their "
-                "position among the rows); ids must be unique"
-            )
-        return cls(ids, contents)
+                f"corpus {str(path)!r}: {error} (rows without an id take their position among the rows)"
+            ) from None
 
     def to_jsonl(self, path: str | Path) -> None:
         with Path(path).open("w", encoding="utf-8") as out:

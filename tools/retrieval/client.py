@@ -52,6 +52,19 @@ def document_hit(item: dict[str, Any], score: float | None = None) -> Hit:
     return Hit(doc_id, contents, float("nan") if score is None else float(score))
 
 
+def result_hit(item: Any) -> Hit:
+    """One item of a server's result list: ``{"document", "score"}``, or a bare document from a
+    server that sends no scores (its score is then NaN)."""
+    if isinstance(item, dict) and isinstance(item.get("document"), dict):
+        return document_hit(item["document"], item.get("score"))
+    if isinstance(item, dict) and ("contents" in item or "title" in item or "text" in item):
+        return document_hit(item)
+    raise RetrievalError(
+        f'expected a result item {{"document": {{"id", "contents"}}, "score": float}} or a document, '
+        f"got {str(item)[:200]}"
+    )
+
+
 class RetrievalClient(Retriever):
     """Retrieves from one or more servers; thread-safe (one pooled ``httpx.Client``)."""
 
@@ -120,8 +133,7 @@ class RetrievalClient(Retriever):
         if not queries:
             return []
         return [
-            [document_hit(item["document"], item.get("score")) for item in hits]
-            for hits in self.retrieve(queries, topk, return_scores=True)
+            [result_hit(item) for item in hits] for hits in self.retrieve(queries, topk, return_scores=True)
         ]
 
     def health(self) -> dict[str, Any]:

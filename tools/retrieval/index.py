@@ -76,6 +76,8 @@ def build_index(
         corpus = Corpus.from_jsonl(corpus)
     if len(corpus) == 0:
         raise AgentGymError("the corpus is empty: there is nothing to index")
+    if directory is not None:
+        make_index_directory(directory)  # before the build, which can take hours, not after it
     components: list[Retriever] = []
     if kind in ("bm25", "hybrid"):
         components.append(BM25Retriever.build(corpus, progress=progress))
@@ -96,6 +98,18 @@ def build_index(
     if directory is not None:
         save_index(retriever, directory)
     return retriever
+
+
+def make_index_directory(directory: str | Path) -> None:
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise AgentGymError(f"cannot write an index to {str(directory)!r}: it is a file, not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # no permission, a read-only disk, a file on the way
+        raise AgentGymError(
+            f"cannot write an index to {str(directory)!r}: {error.strerror or error}"
+        ) from None
 
 
 def _components(retriever: Retriever) -> list[Retriever]:

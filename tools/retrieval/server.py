@@ -50,10 +50,16 @@ def _describe(errors: list[dict[str, Any]]) -> str:
     return "; ".join(parts)
 
 
+MAX_TOPK = 1000
+
+
 def create_app(
-    retriever: Retriever, *, default_topk: int = 3, max_topk: int = 1000, max_queries: int = 10_000
+    retriever: Retriever, *, default_topk: int = 3, max_topk: int = MAX_TOPK, max_queries: int = 10_000
 ) -> FastAPI:
     """The FastAPI application serving ``retriever``; limits bound one request's work."""
+    if not 1 <= default_topk <= max_topk:
+        # else every request that leaves topk to the server is refused, or fails, for a value it never sent
+        raise ValueError(f"default_topk must be between 1 and max_topk={max_topk}, got {default_topk}")
     app = FastAPI(title="agentgym retriever", description="Search-R1-compatible retrieval server")
 
     @app.exception_handler(RequestValidationError)

@@ -145,6 +145,19 @@ def test_malformed_corpora_are_reported_with_their_line(tmp_path, text, message)
         Corpus.from_jsonl(path)
 
 
+def test_a_corpus_made_in_memory_refuses_repeated_ids_as_one_read_from_disk_does(tmp_path):
+    # else its index would be written, and then refused by load_index
+    with pytest.raises(ValueError, match="repeats document id '7'"):
+        Corpus(["7", "8", 7], ["a cat", "a dog", "a bird"])
+
+
+def test_an_index_path_that_is_a_file_fails_before_the_build(corpus, tmp_path, monkeypatch):
+    (tmp_path / "index").write_text("not a directory")
+    monkeypatch.setattr(BM25Retriever, "build", lambda *args, **kwargs: pytest.fail("built in vain"))
+    with pytest.raises(AgentGymError, match=r"cannot write an index to .*index'.*not a directory"):
+        build_index(corpus, tmp_path / "index", progress=False)
+
+
 def test_an_empty_corpus_is_refused(tmp_path):
     (tmp_path / "empty.jsonl").write_text("")
     with pytest.raises(AgentGymError, match="corpus is empty"):

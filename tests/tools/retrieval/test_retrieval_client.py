@@ -1,4 +1,5 @@
 import json
+import math
 
 import httpx
 import pytest
@@ -86,6 +87,19 @@ def test_retries_are_bounded_and_every_failure_is_reported():
 def test_answers_of_the_wrong_shape_are_errors(body):
     client, _ = client_with(lambda request: httpx.Response(200, json=body), retries=0)
     with pytest.raises(RetrievalError, match="one list per query"):
+        client.search(["q"], 1)
+
+
+def test_a_server_answering_bare_documents_gives_hits_without_scores():
+    client, _ = client_with(lambda request: httpx.Response(200, json={"result": [[DOCUMENT]]}))
+    (hit,) = client.search(["q"], 1)[0]
+    assert (hit.id, hit.contents) == ("7", DOCUMENT["contents"]) and math.isnan(hit.score)
+
+
+@pytest.mark.parametrize("item", ["Tarsh is a city.", {"score": 1.0}, {"document": "Tarsh", "score": 1.0}])
+def test_result_items_of_the_wrong_shape_are_errors(item):
+    client, _ = client_with(lambda request: httpx.Response(200, json={"result": [[item]]}))
+    with pytest.raises(RetrievalError, match="expected a result item"):
         client.search(["q"], 1)
 
 

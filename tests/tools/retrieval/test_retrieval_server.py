@@ -87,6 +87,15 @@ class BrokenRetriever(Retriever):
         return 0
 
 
+@pytest.mark.parametrize("default_topk", [0, 6])
+def test_a_default_topk_the_server_would_refuse_is_refused_at_start(corpus, default_topk):
+    bm25 = BM25Retriever.build(corpus, progress=False)
+    with pytest.raises(
+        ValueError, match=f"default_topk must be between 1 and max_topk=5, got {default_topk}"
+    ):
+        create_app(bm25, default_topk=default_topk, max_topk=5)
+
+
 def test_a_retriever_failure_is_a_500_and_the_next_request_is_served():
     client = TestClient(create_app(BrokenRetriever()), raise_server_exceptions=False)
     response = client.post("/retrieve", json={"queries": ["fail"]})
