@@ -1,0 +1,72 @@
+"""`agentgym serve`: arguments it cannot serve with are refused at once, before an index is built."""
+
+import io
+import sys
+
+import pytest
+import uvicorn
+
+from agentgym.cli import main
+from agentgym.tools.retrieval import Corpus, is_index
+
+
+@pytest.fixture
+def agentgym_cli(monkeypatch, capsys):
+    # A test that got as far as serving would block on the port: it fails instead.
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: pytest.fail("started serving"))
+
+    def run(*args: str) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "argv", ["agentgym", *args])
+        monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+        try:
+            main()
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code or 0
+        captured = capsys.readouterr()
+        return code, " ".join((captured.out + captured.err).split())
+
+    return run
+
+
+@pytest.fixture
+def corpus_file(tmp_path):
+    path = tmp_path / "corpus.jsonl"
+    Corpus(["cat", "dog"], ["Cat\nThe cat sleeps.", "Dog\nThe dog barks."]).to_jsonl(path)
+    return str(path)
+
+
+def test_a_port_outside_the_tcp_range_is_refused_before_the_index_is_built(
+    agentgym_cli, corpus_file, tmp_path
+):
+    index = tmp_path / "index"
+    code, out = agentgym_cli(
+        "serve", "retriever", "--index", str(index), "--corpus", corpus_file, "--port", "70000"
+    )
+    assert code == 2 and "--port" in out and not is_index(index)
+    code, out = agentgym_cli("serve", "env", "--env", "test-keydoor", "--port", "70000")
+    assert code == 2 and "--port" in out
+
+
+def test_a_default_topk_the_server_would_refuse_is_refused_before_the_index_is_built(
+    agentgym_cli, corpus_file, tmp_path
+):
+    index = tmp_path / "index"
+    code, out = agentgym_cli(
+        "serve", "retriever", "--index", str(index), "--corpus", corpus_file, "--topk", "5000"
+    )
+    assert code == 2 and "--topk 5000 exceeds the server's limit of 1000" in out and not is_index(index)
+
+
+def test_serving_a_retriever_without_the_server_extra_says_what_to_install(
+    agentgym_cli, corpus_file, tmp_path, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, "agentgym.tools.retrieval.server", None)  # as if fastapi were missing
+    index = tmp_path / "index"
+    code, out = agentgym_cli("serve", "retriever", "--index", str(index), "--corpus", corpus_file)
+    assert code == 2 and "pip install 'agentgym[server]'" in out and not is_index(index)
+    # building alone needs no server
+    code, _ = agentgym_cli(
+        "serve", "retriever", "--index", str(index), "--corpus", corpus_file, "--build-only"
+    )
+    assert code == 0 and is_index(index)
