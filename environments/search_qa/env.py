@@ -42,6 +42,8 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
+from gymnasium.error import ResetNeeded
+
 from agentgym.core import AgentGymError, TextEnv, task_index
 from agentgym.environments.search_qa.data import load_corpus, load_qa
 from agentgym.environments.search_qa.knowledge_base import (
@@ -159,6 +161,7 @@ class SearchQAEnv(TextEnv):
         self._task = self.tasks[self.split][0]
         self._retrieved: dict[str, str] = {}
         self._done = False
+        self._reset_called = False  # task 0 above only gives render() something to show
 
     def task_ids(self, split: str) -> list[int]:
         return list(range(len(self._split_tasks(split))))
@@ -184,6 +187,7 @@ class SearchQAEnv(TextEnv):
         self.split, self.task_id, self._task = split, task_id, tasks[task_id]
         self._retrieved = {}
         self._done = False
+        self._reset_called = True
         return self._observe(f"Question: {self._task.question}"), self._info()
 
     def _info(self, **extra: Any) -> dict[str, Any]:
@@ -209,6 +213,8 @@ class SearchQAEnv(TextEnv):
         )
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        if not self._reset_called:
+            raise ResetNeeded("search-qa: call reset() before step()")
         if self._done:
             return self._invalid("the question is already answered; call reset() for the next one")
         if not isinstance(action, str):
@@ -235,6 +241,8 @@ class SearchQAEnv(TextEnv):
         Tasks from QA files have no chain: the expert searches the question once, then answers
         the first gold answer (an oracle, for demonstrations of the protocol).
         """
+        if not self._reset_called:
+            raise ResetNeeded("search-qa: call reset() before expert_action()")
         if self._task.start is not None and self.kb is not None:
             return read_chain(self.kb, self._task, self._retrieved)
         if not self._retrieved:

@@ -7,9 +7,10 @@ Example::
 
 Normalisation (SQuAD v1.1's ``normalize_answer``, also Search-R1's): lowercase, drop ASCII
 punctuation, drop the articles a/an/the, collapse whitespace. Against several gold answers the
-best score counts. F1 is the harmonic mean of token precision and recall over the normalised
-tokens (counted with multiplicity); when either side normalises to nothing, F1 is 1 if both do
-and 0 otherwise (the SQuAD v2 convention, so F1 agrees with EM on empty answers).
+best score counts; a single string is one gold answer, as in Search-R1's ``em_check``. F1 is the
+harmonic mean of token precision and recall over the normalised tokens (counted with
+multiplicity); when either side normalises to nothing, F1 is 1 if both do and 0 otherwise (the
+SQuAD v2 convention, so F1 agrees with EM on empty answers).
 """
 
 from __future__ import annotations
@@ -28,10 +29,15 @@ def normalize_answer(text: str) -> str:
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 
-def exact_match(prediction: str, golds: Iterable[str]) -> float:
+def _gold_answers(golds: str | Iterable[str]) -> Iterable[str]:
+    # A bare string is one answer; iterating it would score the prediction against its letters.
+    return (golds,) if isinstance(golds, str) else golds
+
+
+def exact_match(prediction: str, golds: str | Iterable[str]) -> float:
     """1.0 if the normalised prediction equals a normalised gold answer, else 0.0."""
     predicted = normalize_answer(prediction)
-    return float(any(predicted == normalize_answer(gold) for gold in golds))
+    return float(any(predicted == normalize_answer(gold) for gold in _gold_answers(golds)))
 
 
 def _token_f1(prediction: str, gold: str) -> float:
@@ -45,6 +51,6 @@ def _token_f1(prediction: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def f1_score(prediction: str, golds: Iterable[str]) -> float:
+def f1_score(prediction: str, golds: str | Iterable[str]) -> float:
     """The best token F1 of ``prediction`` against any gold answer (0.0 without gold answers)."""
-    return max((_token_f1(prediction, gold) for gold in golds), default=0.0)
+    return max((_token_f1(prediction, gold) for gold in _gold_answers(golds)), default=0.0)

@@ -14,7 +14,8 @@ Products are cleaned as the original loader does: records whose asin is ``"nan"`
 10 characters are skipped, as are repeated asins (the first is kept); ``pricing`` is split on
 ``$`` into at most two numbers (``Price`` = ``"$14.99"`` or ``"$21.5 to $24.0"``, a missing price is
 ``$100.0``); option names and values are lower-cased and ``/`` becomes `` | `` in values; missing
-attributes become ``["DUMMY_ATTR"]``; the scrape query is lower-cased and stripped.
+attributes become ``["DUMMY_ATTR"]`` (an empty list stays empty); the scrape query is lower-cased
+and stripped.
 
 Goals are built in the original's order (products in file order; for human goals each product's
 instructions in list order, skipping those without ``instruction_attributes``; for synthetic goals
@@ -100,9 +101,17 @@ def clean_options(customization_options: dict[str, Any] | None) -> dict[str, tup
     return options
 
 
-def _read_json(path: Path) -> Any:
-    with path.open(encoding="utf-8") as handle:
-        return json.load(handle)
+def _read_json(path: Path, kind: type, shape: str) -> Any:
+    """The JSON value of ``path``, which must be a ``kind`` (``list`` or ``dict``) as ``shape`` says."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            value = json.load(handle)
+    except ValueError as error:
+        # A failed download (an HTML page saved under the file's name) is the usual cause.
+        raise AgentGymError(f"webshop: {path} is not valid JSON ({error}); download it again") from None
+    if not isinstance(value, kind):
+        raise AgentGymError(f"webshop: {path} should hold {shape}, not a JSON {type(value).__name__}")
+    return value
 
 
 def load_real_catalogue(
@@ -114,9 +123,9 @@ def load_real_catalogue(
     products_path, attributes_path, human_path = data_files(data_dir, subset)
     if goals == "human" and not human_path.exists():
         raise AgentGymError(f"webshop: goals='human' needs {human_path}")
-    records = _read_json(products_path)
-    item_attributes: dict[str, Any] = _read_json(attributes_path)
-    human = _read_json(human_path) if goals == "human" else {}
+    records = _read_json(products_path, list, "an array of product objects")
+    item_attributes: dict[str, Any] = _read_json(attributes_path, dict, "an object keyed by asin")
+    human = _read_json(human_path, dict, "an object keyed by asin") if goals == "human" else {}
 
     rng = random.Random(seed)
     products: list[Product] = []
@@ -142,7 +151,7 @@ def load_real_catalogue(
                 price=pricing[0],  # replaced below once ranges are drawn
                 price_tag=price_tag,
                 options=clean_options(record.get("customization_options")),
-                attributes=tuple(extra.get("attributes") or ("DUMMY_ATTR",)),
+                attributes=_product_attributes(extra),
                 category=record.get("category") or "",
                 query=(record.get("query") or "").lower().strip(),
                 product_category=record.get("product_category") or "",
@@ -160,6 +169,13 @@ def load_real_catalogue(
     built = build(products, instructions, rng)
     random.Random(GOAL_SHUFFLE_SEED).shuffle(built)
     return products, built
+
+
+def _product_attributes(extra: dict[str, Any]) -> tuple[str, ...]:
+    """The product's ``Attributes``: its list in the attribute file, even an empty one, as the original;
+    ``["DUMMY_ATTR"]`` when it has none (a null list, which the original cannot use, counts as none)."""
+    attributes = extra.get("attributes")
+    return ("DUMMY_ATTR",) if attributes is None else tuple(attributes)
 
 
 def _goal_fields(product: Product) -> dict[str, Any]:

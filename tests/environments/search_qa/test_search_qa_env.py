@@ -7,6 +7,7 @@ from collections import Counter
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from gymnasium.error import ResetNeeded
 
 import agentgym
 from agentgym.checker import check_env
@@ -110,6 +111,17 @@ def test_after_the_answer_further_turns_are_invalid():
     _, reward, terminated, _, info = env.step("<answer>again</answer>")
     assert (reward, terminated, info["action_valid"]) == (0.0, False, False)
     assert "already answered" in info["error"]
+
+
+def test_step_and_expert_before_reset_ask_for_a_reset():
+    # Without a reset there is no chosen question: answering one the env picked itself would be scored silently.
+    env = SearchQAEnv()
+    with pytest.raises(ResetNeeded, match="reset"):
+        env.step("<answer>Tarsh</answer>")
+    with pytest.raises(ResetNeeded, match="reset"):
+        env.expert_action()
+    env.reset(seed=0, options={"split": "test", "task_id": 0})
+    assert env.expert_action().startswith("<search>")
 
 
 def test_the_episode_is_truncated_after_four_turns(env):

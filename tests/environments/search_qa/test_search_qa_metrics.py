@@ -36,3 +36,10 @@ def test_normalisation_is_squad_style(text, normalised):
 def test_exact_match_and_f1(prediction, golds, em, f1):
     assert exact_match(prediction, golds) == em
     assert f1_score(prediction, golds) == pytest.approx(f1)
+
+
+@pytest.mark.parametrize(("prediction", "em", "f1"), [("Orlen Institute", 1.0, 1.0), ("Orlen", 0.0, 2 / 3)])
+def test_a_single_gold_string_is_one_answer_not_its_letters(prediction, em, f1):
+    # Search-R1's em_check accepts a bare string; scoring against its characters would give 0.
+    assert exact_match(prediction, "Orlen Institute") == em
+    assert f1_score(prediction, "Orlen Institute") == pytest.approx(f1)

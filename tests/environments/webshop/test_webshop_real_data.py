@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -251,3 +252,42 @@ def test_full_file_names_load_too(tmp_path):
     assert [g.instruction_text for g in goals] == [g.instruction_text for g in expected]
     with pytest.raises(AgentGymError, match=r"items_shuffle_1000\.json is missing"):
         load_real_catalogue(tmp_path, "human", subset="1000")
+
+
+@pytest.mark.parametrize(
+    ("broken", "content", "message"),
+    [
+        ("items_shuffle_1000.json", "<!DOCTYPE html><html>Google Drive</html>", "is not valid JSON"),
+        ("items_human_ins.json", '{"B0FX000001": [', "is not valid JSON"),
+        ("items_shuffle_1000.json", '{"B0FX000001": {}}', "should hold an array of product objects"),
+        ("items_ins_v2_1000.json", "[]", "should hold an object keyed by asin"),
+    ],
+)
+def test_unreadable_data_files_are_named(tmp_path, broken, content, message):
+    for name in ("items_shuffle_1000.json", "items_ins_v2_1000.json", "items_human_ins.json"):
+        (tmp_path / name).write_text((FIXTURES / name).read_text())
+    (tmp_path / broken).write_text(content)
+    with pytest.raises(AgentGymError, match=f"{broken} {message}"):
+        load_real_catalogue(tmp_path, "human")
+
+
+def test_an_empty_attribute_list_stays_empty(tmp_path):
+    # The original copies the list as it is; only a product without one gets ["DUMMY_ATTR"].
+    for name in ("items_shuffle_1000.json", "items_human_ins.json"):
+        (tmp_path / name).write_text((FIXTURES / name).read_text())
+    attributes = json.loads((FIXTURES / "items_ins_v2_1000.json").read_text())
+    attributes["B0FX000002"]["attributes"] = []
+    (tmp_path / "items_ins_v2_1000.json").write_text(json.dumps(attributes))
+    env = agentgym.make("webshop", data_dir=str(tmp_path), goals="human", show_attributes=True)
+    conditioner = env.unwrapped.catalogue.by_asin["B0FX000002"]
+    assert conditioner.attributes == ()
+    assert env.unwrapped.catalogue.by_asin["B0FX000005"].attributes == ("DUMMY_ATTR",)  # null: none
+    env.reset(seed=0, options={"task_id": 0})
+    env.step("search[argan oil conditioner]")
+    env.step("click[b0fx000002]")
+    observation, *_, info = env.step("click[attributes]")
+    # Nothing before the category, the query and the category path.
+    tail = (
+        f"< Prev [SEP] {conditioner.category} [SEP] {conditioner.query} [SEP] {conditioner.product_category}"
+    )
+    assert info["action_valid"] and observation.endswith(tail)
