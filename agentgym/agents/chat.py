@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -51,11 +52,14 @@ def ordinal_action(item_action: str, position: int) -> str:
     return str(position)
 
 
-def number_items(observation: str, item_actions: list[str]) -> str:
+def number_items(observation: str, item_actions: Sequence[str | None]) -> str:
     """``observation`` with ``(k) `` written before the k-th item's label, where the label (the
-    action's argument, case-insensitive) is found in order."""
+    action's argument, case-insensitive) is found in order. A None item keeps its position but is
+    not numbered (its ordinal is taken by another action)."""
     pieces, start = [], 0
     for position, action in enumerate(item_actions, start=1):
+        if action is None:
+            continue
         found = _ARGUMENT.search(action)
         label = found.group(0)[1:-1] if found else action
         match = re.search(rf"(?<!\w){re.escape(label)}(?!\w)", observation[start:], re.IGNORECASE)
@@ -194,7 +198,12 @@ class ChatAgent:
             lines.append("")
         observation = self.observation
         if self._ordinals:
-            observation = number_items(observation, list(self._ordinals.values()))
+            # by the position each item's ordinal names, also when an ordinal before it was left out
+            items = [
+                item if ordinal_action(item, k) in self._ordinals else None
+                for k, item in enumerate(self._items, start=1)
+            ]
+            observation = number_items(observation, items)
         lines.append(f"Current observation (step {len(self.history) + 1}):\n{observation}")
         actions = self.info.get("available_actions")
         if config.show_available_actions and actions:
@@ -234,6 +243,7 @@ class ChatAgent:
         # Under ordinal_items: ordinal action -> the listed item's action on this page, and back. An
         # ordinal that another admissible action already spells is left out.
         items = [str(item) for item in info.get("item_actions") or []] if self.config.ordinal_items else []
+        self._items = items
         taken = {str(action) for action in info.get("available_actions") or []} - set(items)
         ordinals = {ordinal_action(item, k): item for k, item in enumerate(items, start=1)}
         self._ordinals = {ordinal: item for ordinal, item in ordinals.items() if ordinal not in taken}

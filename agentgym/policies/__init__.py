@@ -47,7 +47,7 @@ def model_directory(spec: str) -> Path | None:
 
 def make_policy(spec: str, **context: Any) -> Policy | ScriptedPolicy:
     """Builds the policy a spec names; a registered factory receives the ``context`` entries its
-    signature declares (e.g. ``env_id`` for ``tiny``)."""
+    signature declares (e.g. ``env_id`` for ``tiny``), every entry when it takes ``**kwargs``."""
     if spec.startswith("openai:"):
         from agentgym.policies.openai import OpenAIPolicy
 
@@ -74,8 +74,11 @@ def make_policy(spec: str, **context: Any) -> Policy | ScriptedPolicy:
         return _hf_policy(name)
     if spec in POLICIES:
         factory = POLICIES.get(spec)
-        # Context such as env_id is offered to every factory; each takes what it declares.
+        # Context such as env_id is offered to every factory; each takes what it declares (all of
+        # it when it takes **kwargs).
         accepted = inspect.signature(factory).parameters
+        if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in accepted.values()):
+            return factory(**context)
         return factory(**{key: value for key, value in context.items() if key in accepted})
     if spec.count("/") == 1 and not spec.startswith((".", "/")) and all(spec.split("/")):
         return _hf_policy(spec)

@@ -6,7 +6,10 @@ Example::
     policy.generate([[{"role": "user", "content": "hi"}]], SamplingParams(max_tokens=16))
 
 Requests of one batch run concurrently; each has a timeout and is retried with exponential backoff
-on connection errors, 429 and 5xx answers. The API key comes from ``api_key`` or ``OPENAI_API_KEY``.
+on connection errors, 429 and 5xx answers (waiting at least what a ``Retry-After`` header asks, up
+to a minute). A seeded batch sends its i-th prompt the seed ``seed + i``, so that repeated prompts
+(a group's members) are not all sampled alike. The API key comes from ``api_key`` or
+``OPENAI_API_KEY``.
 
 Completions carry text only: the API names tokens by their text, which does not map back to token
 ids, and log-probs without their token ids would not line up with anything (see ``Completion``).
@@ -52,9 +55,9 @@ class OpenAIPolicy:
         if not prompts:
             return []
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(prompts))) as pool:
-            return list(pool.map(lambda messages: self._complete(messages, sampling), prompts))
+            return list(pool.map(lambda job: self._complete(*job, sampling), enumerate(prompts)))
 
-    def _complete(self, messages: list[Message], sampling: SamplingParams) -> Completion:
+    def _complete(self, index: int, messages: list[Message], sampling: SamplingParams) -> Completion:
         body: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
@@ -65,7 +68,9 @@ class OpenAIPolicy:
         if sampling.stop:
             body["stop"] = sampling.stop
         if sampling.seed is not None:
-            body["seed"] = sampling.seed
+            # One seed per prompt of the batch: the server seeds each request alone, and one seed
+            # for all would make the samples of a repeated prompt (a group, pass@k) all the same.
+            body["seed"] = sampling.seed + index
         if sampling.top_k is not None:
             body["top_k"] = sampling.top_k  # an extension that vLLM and SGLang accept
         answer = self._post("/chat/completions", body)
@@ -98,26 +103,39 @@ class OpenAIPolicy:
                             f"{self.base_url}{path} did not answer JSON: {response.text[:300]}"
                         ) from None
                 last_error = AgentGymError(f"{self.base_url}{path} answered {response.status_code}")
+                wait = max(self.backoff * 2**attempt, _retry_after(response))
             except httpx.TransportError as error:
                 last_error = error
+                wait = self.backoff * 2**attempt
             if attempt < self.max_retries:
-                time.sleep(self.backoff * 2**attempt)
+                time.sleep(wait)
         raise AgentGymError(f"{self.base_url}{path} failed after {self.max_retries + 1} tries: {last_error}")
 
     def close(self) -> None:
         self.client.close()
 
 
+def _retry_after(response: httpx.Response, limit: float = 60.0) -> float:
+    """The seconds a 429 or 503 answer's ``Retry-After`` header asks to wait (0 without one, at most
+    ``limit``): a rate-limited API refuses every retry sent sooner."""
+    try:
+        return min(max(float(response.headers.get("retry-after", 0)), 0.0), limit)
+    except ValueError:  # an HTTP date: rare for APIs, and the backoff applies
+        return 0.0
+
+
 def _restore_stop(text: str, choice: dict[str, Any], stop: list[str]) -> str:
     """Puts back the stop string that ended ``text``: servers strip it, while ``SamplingParams.stop``
     keeps it in the completion (as the hf and vllm backends do), where the action parser expects it.
 
-    vLLM names the matched string in ``stop_reason`` (None or a token id when the completion ended
-    otherwise). A server that does not say (OpenAI's own) is taken to have stopped at the stop
-    string when only one was given: it cannot be told from an end-of-sequence token there.
+    vLLM names the matched string in ``stop_reason``, SGLang in ``matched_stop`` (None or a token
+    id when the completion ended otherwise). A server that does not say (OpenAI's own) is taken to
+    have stopped at the stop string when only one was given: it cannot be told from an
+    end-of-sequence token there.
     """
-    if "stop_reason" in choice:
-        matched = choice["stop_reason"] if isinstance(choice["stop_reason"], str) else None
+    named = [choice[key] for key in ("stop_reason", "matched_stop") if key in choice]
+    if named:
+        matched = next((value for value in named if isinstance(value, str)), None)
     else:
         matched = stop[0] if len(stop) == 1 else None
     if matched and not text.endswith(matched):

@@ -202,25 +202,28 @@ class VLLMPolicy:
         engine_kwargs.setdefault("async_scheduling", False)
         # vLLM reseeds the global generators and lowers torch's threads to 1 for serving; the
         # trainer that shares this process keeps its own.
+        # Also when the engine fails to start: the caller's process goes on.
         threads, python_state, numpy_state = torch.get_num_threads(), random.getstate(), np.random.get_state()
-        with (
-            torch.random.fork_rng(devices=_cuda_devices()),
-            _llvmlite_hidden(),
-        ):
-            self.llm = LLM(
-                model=str(model_dir),
-                skip_tokenizer_init=True,
-                # float32 on a CPU, so that both backends compute the same distribution
-                dtype=dtype or ("auto" if on_gpu else "float32"),
-                seed=seed,
-                max_model_len=max_model_len,
-                logits_processors=[_trie_logits_processor()],
-                logprobs_mode="processed_logprobs",
-                **engine_kwargs,
-            )
-        torch.set_num_threads(threads)
-        random.setstate(python_state)
-        np.random.set_state(numpy_state)
+        try:
+            with (
+                torch.random.fork_rng(devices=_cuda_devices()),
+                _llvmlite_hidden(),
+            ):
+                self.llm = LLM(
+                    model=str(model_dir),
+                    skip_tokenizer_init=True,
+                    # float32 on a CPU, so that both backends compute the same distribution
+                    dtype=dtype or ("auto" if on_gpu else "float32"),
+                    seed=seed,
+                    max_model_len=max_model_len,
+                    logits_processors=[_trie_logits_processor()],
+                    logprobs_mode="processed_logprobs",
+                    **engine_kwargs,
+                )
+        finally:
+            torch.set_num_threads(threads)
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
         self._closer = _track_engine(self, self.llm.llm_engine.engine_core)
 
     def close(self) -> None:

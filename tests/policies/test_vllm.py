@@ -102,6 +102,32 @@ def test_an_engine_leaves_the_callers_generators_and_threads_alone(tiny_model_di
     assert type(policy).__name__ == "VLLMPolicy"
 
 
+def test_an_engine_that_fails_to_start_leaves_the_callers_generators_and_threads_alone(
+    tiny_model_dir, monkeypatch
+):
+    import random
+
+    import vllm
+
+    from agentgym.policies.vllm import VLLMPolicy
+
+    def failing_engine(**kwargs):  # as vLLM does before a start fails (a KV cache too big, say)
+        torch.set_num_threads(1)
+        random.seed(kwargs["seed"])
+        raise ValueError("not enough memory for the KV cache")
+
+    monkeypatch.setattr(vllm, "LLM", failing_engine)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # so that vLLM's 1 is a change
+    state = random.getstate()
+    try:
+        with pytest.raises(ValueError, match="KV cache"):
+            VLLMPolicy(tiny_model_dir)
+        assert torch.get_num_threads() == 2 and random.getstate() == state
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_closing_an_engine_leaves_the_other_engines_of_the_process_working(vllm_policy, tiny_model_dir):
     from agentgym.policies.vllm import VLLMPolicy
 
