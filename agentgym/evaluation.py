@@ -158,42 +158,47 @@ def evaluate(
             )
     run_dir.mkdir(parents=True, exist_ok=True)
 
+    made_here = policy is None
     policy = policy or make_policy(config.policy, env_id=config.env)
-    with RolloutEngine(
-        config.env,
-        config.env_kwargs,
-        num_slots=config.workers,
-        timeout=config.timeout,
-        max_steps=config.max_steps,
-        agent_config=config.agent,
-    ) as engine:
-        task_ids = engine.task_ids(config.split)
-        if not task_ids:
-            raise AgentGymError(f"{config.env}: split {config.split!r} has no tasks")
-        task_ids = task_ids[: config.episodes] if config.episodes else task_ids
-        requests = [
-            GroupRequest(task_id=task_id, split=config.split, seed=config.seed + index)
-            for index, task_id in enumerate(task_ids)
-        ]
-        # A group id names its (split, task id, seed) but not the environment: another
-        # environment's run in the same directory has the same ones, so both tell this run's tasks.
-        wanted = {(engine.env_id, request.group_id) for request in requests}
-        sizes = Counter((t.env_id, t.group) for t in existing)
-        done = {key for key in wanted if sizes[key] >= config.attempts}
-        # This run's incomplete groups are dropped (they are rolled out again); the rest stays.
-        write_jsonl(traces, [t for t in existing if _key(t) not in wanted or _key(t) in done])
-        requests = [request for request in requests if (engine.env_id, request.group_id) not in done]
-        if on_start is not None:
-            on_start(len(requests) * config.attempts)
+    try:
+        with RolloutEngine(
+            config.env,
+            config.env_kwargs,
+            num_slots=config.workers,
+            timeout=config.timeout,
+            max_steps=config.max_steps,
+            agent_config=config.agent,
+        ) as engine:
+            task_ids = engine.task_ids(config.split)
+            if not task_ids:
+                raise AgentGymError(f"{config.env}: split {config.split!r} has no tasks")
+            task_ids = task_ids[: config.episodes] if config.episodes else task_ids
+            requests = [
+                GroupRequest(task_id=task_id, split=config.split, seed=config.seed + index)
+                for index, task_id in enumerate(task_ids)
+            ]
+            # A group id names its (split, task id, seed) but not the environment: another
+            # environment's run in the same directory has the same ones, so both tell this run's tasks.
+            wanted = {(engine.env_id, request.group_id) for request in requests}
+            sizes = Counter((t.env_id, t.group) for t in existing)
+            done = {key for key in wanted if sizes[key] >= config.attempts}
+            # This run's incomplete groups are dropped (they are rolled out again); the rest stays.
+            write_jsonl(traces, [t for t in existing if _key(t) not in wanted or _key(t) in done])
+            requests = [request for request in requests if (engine.env_id, request.group_id) not in done]
+            if on_start is not None:
+                on_start(len(requests) * config.attempts)
 
-        def record(trajectory: Trajectory) -> None:
-            write_jsonl(traces, [trajectory], append=True)
-            if on_trajectory is not None:
-                on_trajectory(trajectory)
+            def record(trajectory: Trajectory) -> None:
+                write_jsonl(traces, [trajectory], append=True)
+                if on_trajectory is not None:
+                    on_trajectory(trajectory)
 
-        engine.run(
-            policy, requests, group_size=config.attempts, sampling=config.sampling, on_trajectory=record
-        )
+            engine.run(
+                policy, requests, group_size=config.attempts, sampling=config.sampling, on_trajectory=record
+            )
+    finally:
+        if made_here and hasattr(policy, "close"):
+            policy.close()  # the vLLM engine or HTTP client this call made for itself
 
     ours = [t for t in read_trajectories(traces) if _key(t) in wanted]
     groups = [

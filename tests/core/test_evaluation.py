@@ -146,3 +146,20 @@ def test_a_run_directory_that_is_a_file_is_a_one_line_error_and_keeps_it(tmp_pat
     with pytest.raises(AgentGymError, match="is a file: give a directory"):
         evaluate(EvalConfig(env="test-keydoor", policy="expert", episodes=1, out=traces))
     assert traces.read_text() == "kept\n"
+
+
+class ClosingExpert(agentgym.policies.ExpertPolicy):
+    closed = 0
+
+    def close(self):
+        ClosingExpert.closed += 1
+
+
+def test_a_policy_evaluate_makes_is_closed_and_one_it_is_given_is_left_open(tmp_path, monkeypatch):
+    monkeypatch.setattr("agentgym.evaluation.make_policy", lambda spec, **context: ClosingExpert())
+    config = EvalConfig(env="test-keydoor", policy="expert", split="test", episodes=2, out=tmp_path / "made")
+    evaluate(config)
+    assert ClosingExpert.closed == 1  # a vLLM engine or an HTTP client would otherwise stay open
+    given = ClosingExpert()
+    evaluate(config.model_copy(update={"out": tmp_path / "given"}), policy=given)
+    assert ClosingExpert.closed == 1
