@@ -117,6 +117,7 @@ class RemoteEnv(TextEnv):
         check_options(self.url, served, served_options)
         self.instructions = served["instructions"]
         self.action_format = served["action_format"]
+        self.tools = served.get("tools")  # servers before tools were served do not send them
         self.splits = tuple(served["splits"])
         self.max_episode_steps: int | None = served["max_episode_steps"]  # the server's; rollouts keep to it
         self._session = self._request("POST", "/sessions")["session"]

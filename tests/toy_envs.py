@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 from agentgym.core import TextEnv
 
@@ -153,3 +154,33 @@ class CrashOnGarbageEnv(KeyDoorEnv):
         if action.strip().lower() not in self._actions():
             raise ValueError(f"unknown action {action!r}")
         return super().step(action)
+
+
+class ToolKeyDoorEnv(KeyDoorEnv):
+    """KeyDoor played through one tool: ``{"name": "act", "arguments": {"command": "take key"}}``."""
+
+    action_format = "tool_call"
+    tools: ClassVar[list[dict[str, Any]]] = [
+        {
+            "type": "function",
+            "function": {
+                "name": "act",
+                "description": "Do one thing in the house.",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"command": {"type": "string"}},
+                    "required": ["command"],
+                },
+            },
+        }
+    ]
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        try:
+            command = json.loads(action)["arguments"]["command"]
+        except (ValueError, KeyError, TypeError):
+            command = ""
+        return super().step(command)
+
+    def expert_action(self) -> str:
+        return json.dumps({"arguments": {"command": super().expert_action()}, "name": "act"}, sort_keys=True)

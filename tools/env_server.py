@@ -11,7 +11,8 @@ another. The protocol (JSON bodies and answers):
 ==========================================  ============================================================
 ``GET /health``                             ``{"status": "ok", "env": id, "sessions": n}``
 ``GET /spec``                               ``{"env", "env_kwargs", "options", "instructions",
-                                            "action_format", "splits", "max_episode_steps"}``
+                                            "action_format", "tools", "splits",
+                                            "max_episode_steps"}``
 ``POST /sessions``                          makes an instance: ``{"session": id}`` (429 when full)
 ``POST /sessions/{id}/reset``               ``{"seed": int | null, "options": {...} | null}`` ->
                                             ``{"observation": str, "info": {...}}``
@@ -166,6 +167,7 @@ def create_app(
         "options": resolved_options(env_spec, env_kwargs),
         "instructions": probe.unwrapped.instructions,
         "action_format": probe.unwrapped.action_format,
+        "tools": plain(probe.unwrapped.tools),
         "splits": list(probe.unwrapped.splits),
         "max_episode_steps": turn_limit(env_spec, env_kwargs),
     }

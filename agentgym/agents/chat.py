@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -141,6 +142,14 @@ class AgentConfig(BaseModel):
         return self
 
 
+def _tool_list(tools: Sequence[dict[str, Any]] | None) -> str:
+    """The environment's tool specs (JSON schema, OpenAI function format), one per line: a model
+    calls tools it is shown, and the chat prompt is the one place it sees them."""
+    if not tools:
+        return ""
+    return "Tools:\n" + "\n".join(json.dumps(tool, sort_keys=True) for tool in tools)
+
+
 @dataclass
 class _Turn:
     observation: str
@@ -151,7 +160,11 @@ class ChatAgent:
     """Turns observations into chat prompts and completions into actions, for one episode at a time."""
 
     def __init__(
-        self, config: AgentConfig | None = None, instructions: str = "", action_format: ActionFormat = "tags"
+        self,
+        config: AgentConfig | None = None,
+        instructions: str = "",
+        action_format: ActionFormat = "tags",
+        tools: Sequence[dict[str, Any]] | None = None,
     ):
         self.config = config or AgentConfig()
         self.action_format: ActionFormat = self.config.action_format or action_format
@@ -168,6 +181,7 @@ class ChatAgent:
         parts = [
             base,
             instructions if self.config.include_instructions else "",
+            _tool_list(tools) if self.action_format == "tool_call" else "",
             FORMAT_HINTS[self.action_format],
         ]
         self.system_prompt = "\n\n".join(part.strip() for part in parts if part and part.strip())

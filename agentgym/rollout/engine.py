@@ -90,11 +90,12 @@ def _task_ids(env: gymnasium.Env, split: str) -> list[TaskId]:
     return list(env.unwrapped.task_ids(split))
 
 
-def _instance_facts(env: gymnasium.Env) -> tuple[str, str, int | None]:
-    """What an instance says about itself: its instructions, action format and, when it knows one
-    better than its registration (a served environment: the server's), its turn limit."""
+def _instance_facts(env: gymnasium.Env) -> tuple[str, str, list[dict[str, Any]] | None, int | None]:
+    """What an instance says about itself: its instructions, action format, tools and, when it knows
+    one better than its registration (a served environment: the server's), its turn limit."""
     inner = env.unwrapped
-    return inner.instructions, inner.action_format, getattr(inner, "max_episode_steps", None)
+    limit = getattr(inner, "max_episode_steps", None)
+    return inner.instructions, inner.action_format, getattr(inner, "tools", None), limit
 
 
 @dataclass
@@ -274,11 +275,15 @@ class RolloutEngine:
         if self.agent_factory is not None and self.max_steps is not None:
             return
         try:
-            instructions, action_format, limit = self.pool.result(0, self.pool.submit(0, _instance_facts))
+            instructions, action_format, tools, limit = self.pool.result(
+                0, self.pool.submit(0, _instance_facts)
+            )
         except EnvWorkerError as error:
             raise AgentGymError(f"{self.env_id}: cannot make the environment: {error}") from None
         if self.agent_factory is None:
-            self.agent_factory = functools.partial(ChatAgent, self.agent_config, instructions, action_format)
+            self.agent_factory = functools.partial(
+                ChatAgent, self.agent_config, instructions, action_format, tools
+            )
         if self.max_steps is None:
             self.max_steps = limit or 50
 

@@ -176,3 +176,11 @@ def test_an_item_is_numbered_by_the_ordinal_that_names_it_when_an_earlier_ordina
     assert "Next > [SEP] B0AAA11111 [SEP] Red Lamp [SEP] $9.99 [SEP] (2) B0BBB22222" in content
     assert "(1)" not in content
     assert agent.parse("<action>click[2]</action>").action == "click[b0bbb22222]"
+
+
+def test_tools_are_listed_for_the_tool_call_format_only():
+    tools = [{"type": "function", "function": {"name": "search", "parameters": {"type": "object"}}}]
+    calling = ChatAgent(AgentConfig(), "Use the tool.", action_format="tool_call", tools=tools)
+    assert '"name": "search"' in calling.system_prompt
+    tagging = ChatAgent(AgentConfig(), "Use the tool.", action_format="tags", tools=tools)
+    assert "search" not in tagging.system_prompt

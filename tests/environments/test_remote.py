@@ -196,3 +196,17 @@ def test_eval_over_a_served_webshop_matches_eval_on_the_local_one(tmp_path, free
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_served_tool_calling_environment_brings_its_tools():
+    from toy_envs import ToolKeyDoorEnv
+
+    agentgym.register("test-tool-keydoor", "toy_envs:ToolKeyDoorEnv", max_episode_steps=20)
+    try:
+        client = TestClient(create_app("test-tool-keydoor"))
+        remote = agentgym.make("remote", url="http://tools", client=client)
+    finally:
+        agentgym.deregister("test-tool-keydoor")
+    assert remote.unwrapped.action_format == "tool_call"
+    assert remote.unwrapped.tools == ToolKeyDoorEnv.tools
+    remote.close()

@@ -3,6 +3,7 @@ import time
 
 import pytest
 
+import agentgym
 from agentgym.agents import AgentConfig
 from agentgym.core import AgentGymError
 from agentgym.policies import ExpertPolicy, SamplingParams
@@ -174,3 +175,17 @@ def test_requests_for_the_same_group_are_refused():
         pytest.raises(AgentGymError, match="repeat group id"),
     ):
         engine.run(ExpertPolicy(), [*requests(1), *requests(1)])
+
+
+def test_a_tool_calling_environment_shows_its_tools_in_the_prompt():
+    agentgym.register("test-tool-keydoor", "toy_envs:ToolKeyDoorEnv", max_episode_steps=20)
+    try:
+        with RolloutEngine("test-tool-keydoor", num_slots=1, record_prompts=True) as engine:
+            [group] = engine.run(ExpertPolicy(), [GroupRequest(task_id=1000, split="test", seed=0)])
+    finally:
+        agentgym.deregister("test-tool-keydoor")
+    [trajectory] = group.trajectories
+    assert trajectory.won
+    system = trajectory.steps[0].prompt[0]
+    assert system["role"] == "system"
+    assert '"name": "act"' in system["content"] and '"command": {"type": "string"}' in system["content"]

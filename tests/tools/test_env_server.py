@@ -56,6 +56,7 @@ def test_spec_and_health_describe_what_is_served(http):
         "options": {"num_rooms": 5, "tasks_per_split": 5, "key_reward": 0.0},
         "instructions": "Actions: 'go <room>', 'take key', 'open door'.",
         "action_format": "tags",
+        "tools": None,
         "splits": ["train", "test"],
         "max_episode_steps": 20,
     }
