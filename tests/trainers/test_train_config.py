@@ -13,6 +13,41 @@ def test_a_negative_seed_is_rejected():
         TrainConfig(seed=-1)
 
 
+@pytest.mark.parametrize("betas", [(0.9, 1.0), (0.9, 1.5), (-0.1, 0.999)])
+def test_adam_betas_outside_zero_to_one_are_rejected_before_behaviour_cloning(betas):
+    import torch
+
+    with pytest.raises(ValueError, match="beta"):  # what AdamW says once SFT has run
+        torch.optim.AdamW([torch.zeros(1, requires_grad=True)], betas=betas)
+    with pytest.raises(ValidationError, match=r"optim[\s\S]*betas"):
+        TrainConfig(optim={"betas": betas})
+    assert TrainConfig(optim={"betas": (0.0, 0.95)}).optim.betas == (0.0, 0.95)
+
+
+@pytest.mark.parametrize(
+    "spec, named",
+    [
+        ("expert", "no weights to train"),
+        ("random", "no weights to train"),
+        ("openai:http://localhost:8000/v1#qwen", "no weights to train"),
+        ("hf:openai:http://localhost:8000/v1#qwen", "no weights to train"),
+        ("vllm:/models/qwen", "model.generator=vllm"),
+        ("hf:", "names no model"),
+    ],
+)
+def test_a_policy_spec_without_weights_to_train_is_rejected_with_what_to_write(spec, named):
+    with pytest.raises(ValidationError, match=named):
+        TrainConfig(model={"spec": spec})
+
+
+def test_the_explicit_transformers_prefix_names_the_same_model(tmp_path):
+    assert TrainConfig(model={"spec": f"hf:{tmp_path}"}).model.spec == str(tmp_path)
+    assert (
+        TrainConfig(model={"spec": "hf:HuggingFaceTB/SmolLM2-135M"}).model.spec
+        == "HuggingFaceTB/SmolLM2-135M"
+    )
+
+
 def test_rl_rollouts_need_a_positive_temperature_while_evaluation_may_be_greedy():
     with pytest.raises(ValidationError, match=r"rollout\.temperature"):
         TrainConfig(rollout={"temperature": 0.0})
