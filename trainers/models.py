@@ -323,7 +323,7 @@ def load_model(
     dtype = torch.bfloat16 if device_obj.type == "cuda" and not training else torch.float32
     try:
         tokenizer = load_tokenizer(location)
-        _check_tokenizer(tokenizer, spec)
+        _pad_with_end_token(tokenizer)
         model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype).to(device_obj)
     except (OSError, ValueError) as error:  # transformers raises ValueError on a broken model directory
         reason = " ".join(str(error).split())[:300]  # its messages run over several lines
@@ -331,19 +331,10 @@ def load_model(
     return model, tokenizer
 
 
-def _check_tokenizer(tokenizer: Any, spec: str) -> None:
-    """Fails on a tokenizer without a vocabulary, and gives one without a pad token its end token.
-
-    transformers builds an empty tokenizer (special tokens only, every text encodes to nothing) for a
-    model directory that holds no tokenizer files, rather than failing. The pad token only fills
-    masked positions: training collates with it, and the transformers generator pads with the end
-    token too, which the vLLM generator never sets on the trainer's tokenizer.
-    """
-    if len(tokenizer) <= len(set(tokenizer.all_special_ids)):
-        raise AgentGymError(
-            f"cannot load model {spec!r}: it has no tokenizer (tokenizer.json, tokenizer.model or "
-            "vocab.json); save the model's tokenizer into its directory (tokenizer.save_pretrained)"
-        )
+def _pad_with_end_token(tokenizer: Any) -> None:
+    """Gives a tokenizer without a pad token its end token. The pad token only fills masked
+    positions: training collates with it, and the transformers generator pads with the end token
+    too, which the vLLM generator never sets on the trainer's tokenizer."""
     if tokenizer.pad_token_id is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
 

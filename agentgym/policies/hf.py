@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from agentgym.core import AgentGymError
 from agentgym.policies.base import Completion, Message, SamplingParams
 from agentgym.policies.constraints import AllowedCompletions, TokenTrie, TrieBuilder, allowed_token_mask
 
@@ -39,6 +40,9 @@ def load_tokenizer(name_or_path: str | Path) -> Any:
     transformers' ``AutoTokenizer`` rebuilds a tokenizer from the model type's code (for a Qwen2
     model, Qwen2's split pattern and NFC) and drops a custom pipeline saved in ``tokenizer.json``;
     tokenizers saved as a plain tokenizers backend are therefore loaded as they are.
+
+    A directory without tokenizer files is an error: transformers would build an empty tokenizer
+    (special tokens only, every text encoded to nothing) rather than fail.
     """
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
@@ -47,8 +51,15 @@ def load_tokenizer(name_or_path: str | Path) -> Any:
         "TokenizersBackend",
         "PreTrainedTokenizerFast",
     ):
-        return PreTrainedTokenizerFast.from_pretrained(name_or_path)
-    return AutoTokenizer.from_pretrained(name_or_path)
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(name_or_path)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    if len(tokenizer) <= len(set(tokenizer.all_special_ids)):
+        raise AgentGymError(
+            f"cannot load model {str(name_or_path)!r}: it has no tokenizer (tokenizer.json, "
+            "tokenizer.model or vocab.json); save the model's tokenizer into its directory"
+        )
+    return tokenizer
 
 
 def render_chat(tokenizer: Any, messages: list[Message]) -> str:

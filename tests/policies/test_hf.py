@@ -80,3 +80,15 @@ def test_a_cut_at_a_stop_string_keeps_the_tokens_that_spell_it_whole(policy, tex
     tokens, logprobs, cut, stopped = cut_at_stop(tokenizer, ids, [0.0] * len(ids), full, [stop])
     assert stopped and cut == full[: full.index(stop) + len(stop)]
     assert tokenizer.decode(tokens, skip_special_tokens=True).startswith(cut) and len(logprobs) == len(tokens)
+
+
+def test_a_model_directory_without_a_tokenizer_is_refused_for_evaluation_too(tiny_model_dir, tmp_path):
+    import shutil
+
+    from agentgym.core import AgentGymError
+
+    (tmp_path / "weights-only").mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_model_dir / name, tmp_path / "weights-only" / name)
+    with pytest.raises(AgentGymError, match="it has no tokenizer"):
+        HFPolicy.from_pretrained(str(tmp_path / "weights-only"), device="cpu")
