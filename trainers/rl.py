@@ -478,6 +478,7 @@ class Trainer:
                 record_prompts="info_gain" in self.estimator.requires,  # probing re-reads each turn's context
             )
             self.train_ids = self.engine.task_ids(config.rollout.split)  # the first call makes an env
+            self.engine.task_ids(config.eval.split)  # a mistyped split fails now, not after SFT
         except Exception:
             for started in (self.engine, self.policy):
                 if started is not None:

@@ -83,6 +83,13 @@ def test_the_explicit_transformers_prefix_trains_the_model_directory(tiny_model_
     assert Trainer(config).config.model.spec == str(tiny_model_dir)
 
 
+def test_an_evaluation_split_the_environment_lacks_fails_before_behaviour_cloning(tiny_model_dir, tmp_path):
+    config = small_run(tiny_model_dir, tmp_path / "run", eval={"episodes": 3, "split": "tset"})
+    with pytest.raises(AgentGymError, match="tset"):
+        Trainer(config).fit()
+    assert not (tmp_path / "run").exists()  # nothing ran, so nothing is left to resume or overwrite
+
+
 def test_iteration_tasks_walk_seeded_epochs_of_the_split():
     ids = list(range(10))
     first_epoch = [iteration_tasks(ids, it, 5, seed=3) for it in range(2)]
