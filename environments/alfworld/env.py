@@ -220,6 +220,15 @@ class ALFWorldEnv(TextEnv):
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         if self._engine is None:
             raise RuntimeError("call reset() before step()")
+        if self._game["won"]:
+            error = "the task is done; call reset() for the next one"
+            return (
+                self._observe(INVALID_FEEDBACK),
+                0.0,
+                False,
+                False,
+                self._info(won=True, action_valid=False, error=error),
+            )
         admissible = self._game["admissible_commands"]
         command = admissible_form(_normalize(action), admissible) if isinstance(action, str) else None
         if command is None:

@@ -180,6 +180,17 @@ def test_winning_ends_the_episode_with_reward_one(make_env):
     )
 
 
+def test_after_a_win_the_episode_takes_no_more_commands(make_env):
+    # A policy that keeps acting after the win must not collect the win's reward again.
+    env = make_env()
+    play(env, ["go to shelf 4", "take remotecontrol 1 from shelf 4", "go to drawer 1", "open drawer 1"])
+    assert env.step("move remotecontrol 1 to drawer 1")[4]["won"]
+    for command in ["take remotecontrol 1 from drawer 1", "move remotecontrol 1 to drawer 1"]:
+        _, reward, _, _, info = env.step(command)
+        assert (reward, info["action_valid"], info["won"]) == (0.0, False, True)
+        assert "call reset()" in info["error"]
+
+
 # One game of every task type from each evaluation split.
 SAMPLE = [
     (split, i)
