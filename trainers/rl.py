@@ -251,7 +251,14 @@ class Trainer:
         config = LoraConfig(
             r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules
         )
-        return get_peft_model(model, config)
+        try:
+            return get_peft_model(model, config)
+        except ValueError as error:  # peft's "not found in the base model", as a traceback
+            raise AgentGymError(
+                f"model.lora.target_modules={lora.target_modules!r}: {error} A string is a regular "
+                "expression over whole module names (e.g. '.*(q|v)_proj'), a list names modules "
+                "(e.g. [q_proj, v_proj]), 'all-linear' takes every linear layer."
+            ) from None
 
     def _for_training(self, model: torch.nn.Module) -> torch.nn.Module:
         if self.config.model.gradient_checkpointing:

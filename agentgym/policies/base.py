@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import gymnasium
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Message = dict[str, str]
 
@@ -34,6 +34,13 @@ class SamplingParams(BaseModel):
     max_tokens: int = Field(default=256, ge=1, description="most tokens generated per completion")
     stop: list[str] = Field(default_factory=list, description="strings that end a completion (kept in it)")
     seed: int | None = Field(default=None, description="seed for reproducible sampling")
+
+    @field_validator("stop")
+    @classmethod
+    def _no_empty_stop(cls, stop: list[str]) -> list[str]:
+        if "" in stop:  # it matches everywhere: every completion would end after its first token
+            raise ValueError("an empty stop string would end every completion at once")
+        return stop
 
 
 @dataclass

@@ -92,3 +92,8 @@ def test_a_model_directory_without_a_tokenizer_is_refused_for_evaluation_too(tin
         shutil.copy(tiny_model_dir / name, tmp_path / "weights-only" / name)
     with pytest.raises(AgentGymError, match="it has no tokenizer"):
         HFPolicy.from_pretrained(str(tmp_path / "weights-only"), device="cpu")
+
+
+def test_an_empty_stop_string_is_refused():
+    with pytest.raises(ValueError, match="empty stop string"):
+        SamplingParams(stop=["\n", ""])

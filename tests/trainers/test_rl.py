@@ -90,6 +90,14 @@ def test_an_evaluation_split_the_environment_lacks_fails_before_behaviour_clonin
     assert not (tmp_path / "run").exists()  # nothing ran, so nothing is left to resume or overwrite
 
 
+def test_lora_target_modules_that_match_nothing_are_a_one_line_error(tiny_model_dir, tmp_path):
+    lora = {"r": 4, "target_modules": "q_proj"}  # a regular expression over whole names: matches none
+    config = small_run(tiny_model_dir, tmp_path / "run", model={"spec": str(tiny_model_dir), "lora": lora})
+    with pytest.raises(AgentGymError, match=r"target_modules='q_proj'.*a list names modules"):
+        Trainer(config).fit()
+    assert not (tmp_path / "run").exists()
+
+
 def test_iteration_tasks_walk_seeded_epochs_of_the_split():
     ids = list(range(10))
     first_epoch = [iteration_tasks(ids, it, 5, seed=3) for it in range(2)]
