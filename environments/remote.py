@@ -96,6 +96,8 @@ class RemoteEnv(TextEnv):
             raise AgentGymError(
                 "remote: pass url=, the address of an `agentgym serve env` server (e.g. http://host:8001)"
             )
+        if not url.startswith(("http://", "https://")):
+            raise RemoteEnvError(f"remote: url={url!r} has no http:// or https:// scheme (e.g. http://{url})")
         self.url = url.rstrip("/")
         self._http = client or httpx.Client(base_url=self.url, timeout=timeout)
         self._owns_http = client is None

@@ -210,3 +210,8 @@ def test_a_served_tool_calling_environment_brings_its_tools():
     assert remote.unwrapped.action_format == "tool_call"
     assert remote.unwrapped.tools == ToolKeyDoorEnv.tools
     remote.close()
+
+
+def test_a_url_without_a_scheme_says_what_to_write():
+    with pytest.raises(RemoteEnvError, match=r"no http:// or https:// scheme \(e.g. http://localhost:8001\)"):
+        agentgym.make("remote", url="localhost:8001")

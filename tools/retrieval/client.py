@@ -34,6 +34,8 @@ class RetrievalError(AgentGymError):
 def endpoint(url: str, path: str = "/retrieve") -> str:
     """``http://host:8000`` or ``http://host:8000/retrieve`` -> the URL of ``path`` on that server."""
     base = url.strip().rstrip("/")
+    if not base.startswith(("http://", "https://")):  # httpx would refuse it only after the retries
+        raise ValueError(f"retrieval server URL {url!r} has no http:// or https:// scheme")
     base = base.removesuffix("/retrieve").removesuffix("/health")
     return base + path
 

@@ -120,3 +120,8 @@ def test_documents_without_contents_are_rebuilt_from_title_and_text():
 def test_documents_without_an_id_are_named_by_their_contents():
     first, again, other = (document_hit({"contents": text}) for text in ("Paris", "Paris", "The Nile"))
     assert first.id == again.id != other.id and first.id.startswith("sha1:")
+
+
+def test_a_url_without_a_scheme_is_refused_at_once():
+    with pytest.raises(ValueError, match="no http:// or https:// scheme"):
+        RetrievalClient("localhost:8000")
