@@ -198,6 +198,8 @@ class _Process:
         child.close()
         if not self.connection.poll(self.pool.start_timeout):
             self.process.kill()
+            self.process.join(timeout=5)  # reaped, not left a zombie
+            self.connection.close()
             raise AgentGymError(
                 f"environment worker {self.name} did not start within {self.pool.start_timeout:g}s"
             )
@@ -252,6 +254,7 @@ class _Process:
         self.process.join(timeout=5)
         if self.process.is_alive():
             self.process.kill()
+            self.process.join(timeout=5)
 
 
 class ProcessEnvPool:
