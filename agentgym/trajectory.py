@@ -147,7 +147,8 @@ def write_jsonl(
             _write_records(handle, records, exclude)
         return
     path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    # One fixed name, as for the training metrics: a copy a kill left behind is replaced by the next write.
+    temporary = path.with_name(f".{path.name}.partial")
     try:
         with open(temporary, "w", encoding="utf-8") as handle:
             _write_records(handle, records, exclude)

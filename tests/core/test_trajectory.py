@@ -148,6 +148,25 @@ def test_rewriting_a_traces_file_that_fails_midway_keeps_the_previous_file(tmp_p
     assert [p.name for p in tmp_path.iterdir()] == ["traces.jsonl"]
 
 
+def test_a_rewrite_killed_midway_leaves_nothing_behind_once_the_file_is_written_again(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "traces.jsonl"
+    write_jsonl(path, [_trajectory("g1", 0, [1.0])])
+    killed = (
+        "import os, sys; from agentgym.trajectory import Step, Trajectory, write_jsonl\n"
+        "def records():\n"
+        "    yield Trajectory(env_id='e', task_id=0, group='g2', steps=[Step(t=0, observation='o', action='a')])\n"
+        "    os._exit(9)  # no finally block runs, as under kill -9\n"
+        "write_jsonl(sys.argv[1], records())\n"
+    )
+    assert subprocess.run([sys.executable, "-c", killed, str(path)]).returncode == 9
+    assert [read.group for read in read_trajectories(path)] == ["g1"]
+    write_jsonl(path, [_trajectory("g3", 0, [0.0])])
+    assert [p.name for p in tmp_path.iterdir()] == ["traces.jsonl"]
+
+
 def test_from_records_reads_a_generator_like_a_list():
     records = [{"group": 0, "traj": 0, "t": t, "reward": float(t), "anchor": [t]} for t in range(3)]
     batch = StepBatch.from_records(record for record in records)
