@@ -17,7 +17,9 @@ def train_command(
     algo: str = typer.Option(
         None, "--algo", help="grpo, rloo, gigpo, hgpo, salt, igpo [default: the recipe's]"
     ),
-    model: str = typer.Option(None, "--model", help="tiny, smollm2-135m, a model directory or a hub id"),
+    model: str = typer.Option(
+        None, "--model", help="tiny, smollm2-135m, a model directory, a GGUF file or a hub id"
+    ),
     config: Path = typer.Option(None, "--config", help="YAML file with TrainConfig fields"),
     out: Path = typer.Option(None, help="run directory [default: runs/train-<env>-<algo>-<model>-s<seed>]"),
     seed: int = typer.Option(None, help="random seed"),

@@ -219,7 +219,7 @@ class ALFWorldEnv(TextEnv):
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         if self._engine is None:
-            raise RuntimeError("call reset() before step()")
+            raise ResetNeeded("alfworld: call reset() before step()")
         if self._game["won"]:
             error = "the task is done; call reset() for the next one"
             return (

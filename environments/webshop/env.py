@@ -157,7 +157,7 @@ class WebShopEnv(TextEnv):
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         if self.goal is None:
-            raise RuntimeError("webshop: call reset() before step()")
+            raise ResetNeeded("webshop: call reset() before step()")
         target, error = self._target(action)
         if target is None:
             return self._last_observation, 0.0, False, False, self._info(action_valid=False, error=error)

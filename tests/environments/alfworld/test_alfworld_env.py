@@ -258,3 +258,10 @@ def test_process_pool_rollouts_carry_task_types_and_anchors(cache_dir):
 def test_check_env_passes(cache_dir):
     report = check_env("alfworld", {"cache_dir": str(cache_dir)})
     assert report.passed, report.failures()
+
+
+def test_a_step_before_any_reset_asks_for_a_reset(make_env):
+    from gymnasium.error import ResetNeeded
+
+    with pytest.raises(ResetNeeded, match="call reset"):
+        make_env().unwrapped.step("look")

@@ -254,3 +254,11 @@ def test_expert_recovers_from_random_detours():
 def test_check_env_passes(options):
     report = check_env("webshop", options)
     assert report.passed, report.failures()
+
+
+def test_a_step_before_any_reset_asks_for_a_reset():
+    # gymnasium's signal for it, which the env server answers as a refusal rather than a failure
+    from gymnasium.error import ResetNeeded
+
+    with pytest.raises(ResetNeeded, match="call reset"):
+        WebShopEnv(catalogue="small").step("search[lamp]")
