@@ -72,13 +72,12 @@ class ModelSettings(_Section):
             raise ValueError("model.spec 'hf:' names no model")
         if name.startswith("vllm:"):
             raise ValueError(
-                f"model.spec={spec!r}: give the model directory alone as the spec and set "
-                "model.generator=vllm to generate with vLLM"
+                "give the model directory alone as the spec and set model.generator=vllm to generate with vLLM"
             )
         if name.startswith("openai:") or (name in ("expert", "random") and not Path(name).is_dir()):
             raise ValueError(
-                f"model.spec={spec!r} has no weights to train: use tiny, smollm2-135m, a local model "
-                "directory, a GGUF file or a hub id (agentgym eval runs any policy)"
+                "a policy with no weights to train: use tiny, smollm2-135m, a local model directory, "
+                "a GGUF file or a hub id (agentgym eval runs any policy)"
             )
         return name
 
