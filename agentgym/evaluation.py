@@ -156,7 +156,6 @@ def evaluate(
             raise AgentGymError(
                 f"{traces} already exists: pass --resume to continue it or --overwrite to replace it"
             )
-    run_dir.mkdir(parents=True, exist_ok=True)
 
     made_here = policy is None
     policy = policy or make_policy(config.policy, env_id=config.env)
@@ -183,6 +182,7 @@ def evaluate(
             sizes = Counter((t.env_id, t.group) for t in existing)
             done = {key for key in wanted if sizes[key] >= config.attempts}
             # This run's incomplete groups are dropped (they are rolled out again); the rest stays.
+            run_dir.mkdir(parents=True, exist_ok=True)  # once the policy and the split are known good
             write_jsonl(traces, [t for t in existing if _key(t) not in wanted or _key(t) in done])
             requests = [request for request in requests if (engine.env_id, request.group_id) not in done]
             if on_start is not None:

@@ -163,3 +163,10 @@ def test_a_policy_evaluate_makes_is_closed_and_one_it_is_given_is_left_open(tmp_
     given = ClosingExpert()
     evaluate(config.model_copy(update={"out": tmp_path / "given"}), policy=given)
     assert ClosingExpert.closed == 1
+
+
+def test_an_evaluation_that_cannot_start_leaves_no_run_directory(tmp_path):
+    config = EvalConfig(env="test-keydoor", policy="expert", split="nope", out=tmp_path / "run")
+    with pytest.raises(AgentGymError):
+        evaluate(config)
+    assert not (tmp_path / "run").exists()
