@@ -39,8 +39,11 @@ def _cpu_seconds(env: object) -> float:
     return time.process_time()
 
 
-def steps_per_second(args: argparse.Namespace, env_kwargs: dict, processes: int) -> tuple[list[float], float]:
-    """Steps/s of each timed run, and the worker CPU cores kept busy over all timed runs."""
+def steps_per_second(
+    args: argparse.Namespace, env_kwargs: dict, processes: int
+) -> tuple[list[float], float, float]:
+    """Steps/s of each timed run, the worker CPU cores kept busy over all timed runs, and the steps
+    of all timed runs per worker CPU-second they took."""
     requests = [GroupRequest(task_id=i, split=args.split, seed=i) for i in range(args.tasks)]
     rates = []
     with RolloutEngine(
@@ -51,7 +54,7 @@ def steps_per_second(args: argparse.Namespace, env_kwargs: dict, processes: int)
         def worker_cpu() -> float:  # slot p lives in process p (round-robin placement)
             return sum(engine.pool.result(p, engine.pool.submit(p, _cpu_seconds)) for p in range(processes))
 
-        cpu_before, wall = worker_cpu(), 0.0
+        cpu_before, wall, total_steps = worker_cpu(), 0.0, 0
         for _ in range(args.repeats):
             start = time.perf_counter()
             groups = engine.run(RandomPolicy(), requests, group_size=args.group)
@@ -59,15 +62,19 @@ def steps_per_second(args: argparse.Namespace, env_kwargs: dict, processes: int)
             steps = sum(len(t.steps) for group in groups for t in group.trajectories)
             rates.append(steps / elapsed)
             wall += elapsed
-        busy = (worker_cpu() - cpu_before) / wall
-    return rates, busy
+            total_steps += steps
+        cpu = worker_cpu() - cpu_before
+    # both over the same runs: the median run's rate over all runs' busy cores would mix them
+    return rates, cpu / wall, total_steps / cpu
 
 
 def reset_and_step_times(args: argparse.Namespace, env_kwargs: dict) -> dict[str, list[float]]:
     env = ALFWorldEnv(**env_kwargs)
     rng = np.random.default_rng(0)
     times: dict[str, list[float]] = {"new game": [], "loaded game": [], "step": []}
-    for task_id in range(args.tasks, 2 * args.tasks):  # games the workers did not load (another process)
+    # games the workers did not load (another process), as many as they rolled out where the split has them
+    unseen = [task_id for task_id in env.task_ids(args.split) if task_id >= args.tasks][: args.tasks]
+    for task_id in unseen:
         start = time.perf_counter()
         _, info = env.reset(options={"task_id": task_id, "split": args.split})
         times["new game"].append(time.perf_counter() - start)
@@ -106,24 +113,28 @@ def main() -> None:
         )
         rates, busy = {}, {}
         for processes in (1, 2):
-            rates[processes], busy[processes] = steps_per_second(args, env_kwargs, processes)
+            rates[processes], busy[processes], per_cpu = steps_per_second(args, env_kwargs, processes)
             runs = ", ".join(f"{r:.1f}" for r in rates[processes])
             rate = statistics.median(rates[processes])
             print(
                 f"  {processes} worker process{'es' if processes > 1 else '  '}: {rate:7.1f} steps/s   "
                 f"(runs: {runs}; worker CPU cores busy: {busy[processes]:.2f}, "
-                f"{rate / busy[processes]:.1f} steps per worker CPU-second)"
+                f"{per_cpu:.1f} steps per worker CPU-second)"
             )
         ratio = statistics.median(rates[2]) / statistics.median(rates[1])
         print(f"  scaling, 2 vs 1 processes: {ratio:.2f}x")
         times = reset_and_step_times(args, env_kwargs)
-        for name in ("new game", "loaded game"):
+        if not times["step"]:
+            print(f"  no reset or step times: the {args.tasks} games rolled out are all of {args.split}")
+        for name in ("new game", "loaded game") if times["step"] else ():
             print(
                 f"  reset, {name:<11}: median {statistics.median(times[name]) * 1000:7.1f} ms over {len(times[name])}"
             )
-        print(
-            f"  step (in process)  : median {statistics.median(times['step']) * 1000:7.1f} ms over {len(times['step'])}"
-        )
+        if times["step"]:
+            print(
+                f"  step (in process)  : median {statistics.median(times['step']) * 1000:7.1f} ms "
+                f"over {len(times['step'])}"
+            )
         print(f"  load average at end: {os.getloadavg()[0]:.1f}")
 
 

@@ -55,7 +55,8 @@ def step_latencies(env_id: str, kwargs: dict, episodes: int) -> list[float]:
     return latencies
 
 
-def rollout_seconds(env_id: str, kwargs: dict, tasks: int, group: int) -> tuple[float, int]:
+def rollout_seconds(env_id: str, kwargs: dict, tasks: int, group: int) -> tuple[float, int, int]:
+    """Seconds of one timed run, its steps, and its tasks (fewer than ``tasks`` where the split has fewer)."""
     engine = RolloutEngine(env_id, kwargs, num_slots=16)
     requests = [GroupRequest(task_id=t, split="test", seed=t) for t in engine.task_ids("test")[:tasks]]
     # untimed: the slots make their environments on first use (a served one opens a session), which
@@ -65,7 +66,7 @@ def rollout_seconds(env_id: str, kwargs: dict, tasks: int, group: int) -> tuple[
     groups = engine.run(ExpertPolicy(), requests, group)
     elapsed = time.perf_counter() - start
     engine.close()
-    return elapsed, sum(len(t.steps) for g in groups for t in g.trajectories)
+    return elapsed, sum(len(t.steps) for g in groups for t in g.trajectories), len(requests)
 
 
 def main() -> None:
@@ -96,17 +97,21 @@ def main() -> None:
         runs: dict[str, list[float]] = {name: [] for name in setups}
         for _ in range(args.repeats):
             for name, setup in setups.items():
-                seconds, steps = rollout_seconds(*setup, tasks=args.tasks, group=args.group)
+                seconds, steps, tasks = rollout_seconds(*setup, tasks=args.tasks, group=args.group)
                 runs[name].append(steps / seconds)
         rate = {name: statistics.median(values) for name, values in runs.items()}
         print(
-            f"expert rollouts ({args.tasks} tasks x {args.group}, 16 slots), median of {args.repeats}: "
+            f"expert rollouts ({tasks} tasks x {args.group}, 16 slots), median of {args.repeats}: "
             f"local {rate['local']:,.0f} steps/s, remote {rate['remote']:,.0f} steps/s, "
             f"remote/local {rate['remote'] / rate['local']:.2f}"
         )
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # not left running behind the benchmark
+            server.kill()
+            server.wait()
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ Measured, each in one run:
 
 - BM25: index build (documents/s) and search (queries/s, one batch of ``--queries`` queries).
 - Dense: passage encoding (documents/s) on as many documents as ``--encode-docs`` /
-  ``--encode-seconds`` allow. Exact faiss search costs the same whatever the vectors hold, so
+  ``--encode-seconds`` allow (one batch of 256 at least). Exact faiss search costs the same whatever the vectors hold, so
   unless ``--full-dense`` is given the index is completed to the full corpus size with random unit
   vectors; the query side is real: query encoding, faiss search, and both together (queries/s,
   in batches of ``--batch``), plus single-query latency.
@@ -56,7 +56,9 @@ def synthetic_corpus(docs: int, words: int, seed: int) -> tuple[Corpus, np.ndarr
 def make_queries(tokens: np.ndarray, vocab: list[str], count: int, length: int, seed: int) -> list[str]:
     rng = np.random.default_rng(seed + 1)
     rows = rng.integers(len(tokens), size=count)
-    picks = [rng.choice(np.unique(tokens[row, 3:]), size=length, replace=False) for row in rows]
+    # as many distinct words as the query wants, or as the document has when it has fewer
+    distinct = [np.unique(tokens[row, 3:]) for row in rows]
+    picks = [rng.choice(words, size=min(length, len(words)), replace=False) for words in distinct]
     return [" ".join(vocab[i] for i in pick) for pick in picks]
 
 
@@ -77,7 +79,9 @@ def timed(function, *args, repeats: int = 1):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=at_least(1), default=100_000)
-    parser.add_argument("--words", type=int, default=50, help="words per document (after a 3-word title)")
+    parser.add_argument(
+        "--words", type=at_least(1), default=50, help="words per document (after a 3-word title)"
+    )
     parser.add_argument("--queries", type=at_least(1), default=512)
     parser.add_argument("--query-words", type=at_least(1), default=4)
     parser.add_argument("--topk", type=at_least(1), default=3)
@@ -99,7 +103,11 @@ def main() -> None:
     (corpus, tokens, vocab), seconds = timed(synthetic_corpus, args.docs, args.words, args.seed)
     queries = make_queries(tokens, vocab, args.queries, args.query_words, args.seed)
     print(f"corpus: {len(corpus):,} documents of {args.words + 3} words, generated in {seconds:.1f} s")
-    print(f"queries: {len(queries)} of {args.query_words} words, e.g. {queries[0]!r}; topk={args.topk}\n")
+    shortest = min(
+        len(query.split()) for query in queries
+    )  # a document with fewer distinct words gives fewer
+    words = f"{args.query_words}" if shortest == args.query_words else f"{shortest}-{args.query_words}"
+    print(f"queries: {len(queries)} of {words} words, e.g. {queries[0]!r}; topk={args.topk}\n")
 
     bm25, seconds = timed(BM25Retriever.build, corpus)
     results["bm25_index_docs_per_s"] = len(corpus) / seconds
@@ -116,8 +124,11 @@ def main() -> None:
     budget = len(corpus) if args.full_dense else min(args.encode_docs, len(corpus))
     encoded: list[np.ndarray] = []
     start, done = time.perf_counter(), 0
-    while done < budget and (args.full_dense or time.perf_counter() - start < args.encode_seconds):
-        batch = corpus.contents[done : done + 256]
+    # at least one batch, however short the time budget, and never more than the document budget
+    while done < budget and (
+        done == 0 or args.full_dense or time.perf_counter() - start < args.encode_seconds
+    ):
+        batch = corpus.contents[done : min(done + 256, budget)]
         encoded.append(encoder.encode(batch, "passage"))
         done += len(batch)
     seconds = time.perf_counter() - start

@@ -17,6 +17,7 @@ import copy
 import statistics
 import time
 
+import torch
 from arguments import at_least
 
 from agentgym.config import load_config
@@ -47,9 +48,15 @@ def main() -> None:
         rows = demonstration_rows(expert_demonstrations(engine, task_ids, split), tokenizer)
     rows = TurnRows(rows.prompt_ids[: args.rows], rows.response_ids[: args.rows])
     lengths = rows.lengths()
+    device = next(model.parameters()).device
+
+    def synchronize() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
     def epoch_seconds(turns: TurnRows, budget: int) -> float:
         fresh = copy.deepcopy(model)  # the same initial weights for every budget, copied off the clock
+        synchronize()  # on a GPU the copy is queued, not done
         start = time.perf_counter()
         train_sft(
             fresh,
@@ -60,6 +67,7 @@ def main() -> None:
             micro_batch_tokens=budget,
             pad_id=tokenizer.pad_token_id,
         )
+        synchronize()  # the last optimizer step, queued after the last loss was read
         return time.perf_counter() - start
 
     for budget in BUDGETS:  # warm-up: the first calls of each shape pay for allocation

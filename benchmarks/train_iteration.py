@@ -7,11 +7,12 @@ weight sync.
 
 Runs the real trainer (the environment's recipe without its SFT stage, a one-task evaluation) for a
 few iterations and reads its per-iteration timings back from metrics.jsonl. An untrained model writes
-long gibberish, so pass a warm-started one for representative numbers: `model.spec=<run>/sft`. "environment" is the
-rollout minus the time inside the policy's generate call: environment steps, prompt building and
-action parsing. The first iteration is dropped as warm-up; the medians of the rest are printed with
-each phase's share of the iteration, then the tokens per second of generation and of the update
-and, on a GPU, the peak memory. Extra k=v arguments are training-config overrides.
+long gibberish, so pass a warm-started one for representative numbers: `model.spec=<run>/sft`.
+"environment" is the rollout minus the time inside the policy's generate call: environment steps,
+prompt building and action parsing. The first iteration is dropped as warm-up; the medians of the
+rest are printed with each phase's share of the median iteration (medians, so the shares need not
+add up to 100%), then the tokens per second of generation and of the update and, on a GPU, the peak
+memory. Extra k=v arguments are training-config overrides.
 """
 
 from __future__ import annotations
@@ -65,11 +66,17 @@ def main() -> None:
 
     measured = metrics[1:] or metrics
     medians = {name: statistics.median(phase(m) for m in measured) for name, phase in PHASES.items()}
-    total = sum(medians.values())
+    # the median iteration's time, not the sum of the phases' medians (which no iteration need take)
+    total = statistics.median(sum(phase(m) for phase in PHASES.values()) for m in measured)
     rollout = config.rollout
+    which = (
+        f"median of {len(measured)} iterations"
+        if len(metrics) > 1
+        else "the only iteration, warm-up included"
+    )
     print(
         f"\n{config.env} / {config.algo} / {config.model.spec}: B={rollout.tasks_per_iteration} tasks x "
-        f"G={rollout.group_size} rollouts, median of {len(measured)} iterations "
+        f"G={rollout.group_size} rollouts, {which} "
         f"({statistics.median(m['rollout/steps'] for m in measured):.1f} steps per episode)"
     )
     print(f"{'phase':<14}{'median s':>10}{'share':>9}")

@@ -75,9 +75,13 @@ def main() -> None:
         f"({args.episodes} episodes, {searches / steps:.0%} searches, expert-led win rate {wins / args.episodes:.0%})"
     )
 
-    queries = [
-        goal.instruction_text.rsplit(", and price lower than", 1)[0] for goal in catalogue.goals[:2000]
-    ]
+    # distinct queries: goals that differ only in their price limit would repeat a search, which the
+    # memo would answer
+    queries = list(
+        dict.fromkeys(
+            goal.instruction_text.rsplit(", and price lower than", 1)[0] for goal in catalogue.goals[:2000]
+        )
+    )
     catalogue.engine.search.cache_clear()
     fresh = []
     for query in queries:

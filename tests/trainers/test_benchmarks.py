@@ -1,11 +1,16 @@
 """The benchmarks' command lines and what they time."""
 
 import importlib.util
+import json
+import os
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from toy_envs import KeyDoorEnv
 
@@ -78,10 +83,173 @@ def slow_to_make_keydoor(**kwargs):
 def test_env_server_rollout_timing_leaves_out_making_the_environments(monkeypatch):
     agentgym.register("test-slow-to-make", slow_to_make_keydoor, max_episode_steps=20)
     try:
-        seconds, steps = load_benchmark("env_server", monkeypatch).rollout_seconds(
+        seconds, steps, tasks = load_benchmark("env_server", monkeypatch).rollout_seconds(
             "test-slow-to-make", {}, tasks=5, group=4
         )
     finally:
         agentgym.deregister("test-slow-to-make")
+    assert tasks == 5
     assert steps >= 20  # every one of the 5 x 4 episodes took a step
     assert seconds < 0.25  # the expert's steps alone, not the slots' 0.5 s makes
+
+
+def run_main(module, monkeypatch, *arguments: str) -> None:
+    monkeypatch.setattr(sys, "argv", [module.__file__, *arguments])
+    module.main()
+
+
+def test_advantages_times_every_estimator_on_strings_never_hashed_before(monkeypatch, capsys):
+    advantages = load_benchmark("advantages", monkeypatch)
+    seen: list[object] = []  # every string an estimator was given, kept alive so that ids stay unique
+    real = advantages.compute_advantages
+
+    def recording(name, batch, **params):
+        seen.extend([*batch.group, *batch.anchor, *batch.action])
+        return real(name, batch, **params)
+
+    monkeypatch.setattr(advantages, "compute_advantages", recording)
+    run_main(
+        advantages, monkeypatch, "--trajectories", "4", "--group-size", "2", "--steps", "3", "--repeats", "2"
+    )
+    # a string object seen twice had its hash cached by the first call (or by counting the anchors)
+    assert len({id(text) for text in seen}) == len(seen)
+    assert "x GRPO" in capsys.readouterr().out
+
+
+def test_advantages_runs_with_one_step_per_trajectory(monkeypatch, capsys):
+    advantages = load_benchmark("advantages", monkeypatch)
+    for seed in range(4):  # lengths drawn from 0.8-1.2 steps once held zero-step trajectories
+        batch = advantages.rollout_batch(trajectories=3, group_size=2, steps=1, states=2, seed=seed)
+        assert len(batch) == 3 and len(set(zip(batch.group, batch.traj, strict=True))) == 3
+    run_main(advantages, monkeypatch, "--trajectories", "1", "--steps", "1", "--repeats", "1", "--seed", "1")
+    assert "igpo" in capsys.readouterr().out
+
+
+def test_retrieval_queries_from_documents_with_fewer_distinct_words_than_asked(monkeypatch):
+    retrieval = load_benchmark("retrieval", monkeypatch)
+    tokens = np.array([[7, 8, 9, 1, 1, 2], [7, 8, 9, 3, 4, 5]])  # 3 title words, then 1-2 distinct or 3
+    queries = retrieval.make_queries(tokens, [f"w{i}" for i in range(10)], count=20, length=4, seed=0)
+    assert len(queries) == 20
+    assert {frozenset(query.split()) for query in queries} <= {
+        frozenset({"w1", "w2"}),
+        frozenset({"w3", "w4", "w5"}),
+    }
+
+
+@pytest.mark.parametrize("seconds", ["45", "0"])
+def test_retrieval_encodes_at_most_encode_docs_and_at_least_one_batch(monkeypatch, capsys, tmp_path, seconds):
+    retrieval = load_benchmark("retrieval", monkeypatch)
+    out = tmp_path / "numbers.json"
+    run_main(
+        retrieval,
+        monkeypatch,
+        *("--docs", "40", "--words", "3", "--queries", "2", "--batch", "2", "--repeats", "1"),
+        *("--encode-docs", "5", "--encode-seconds", seconds, "--out", str(out)),
+    )
+    printed = capsys.readouterr().out
+    assert "dense passage encoding" in printed and "(5 in " in printed  # not a whole batch of 256
+    assert "index completed with 35 random unit vectors" in printed
+    assert json.loads(out.read_text())["dense_encode_docs_per_s"] > 0
+
+
+def test_webshop_env_fresh_search_latency_times_only_searches_the_memo_has_not_seen(monkeypatch, capsys):
+    webshop = load_benchmark("webshop_env", monkeypatch)
+    monkeypatch.setattr(os, "sched_setaffinity", lambda *args: None)  # leave the test process unpinned
+    run_main(webshop, monkeypatch, "--catalogue", "small", "--episodes", "2")
+    fresh = int(re.search(r"median of (\d+) fresh queries", capsys.readouterr().out).group(1))
+    memo = agentgym.make("webshop", catalogue="small").unwrapped.catalogue.engine.search.cache_info()
+    assert memo.misses == fresh  # every "fresh" query missed the memo
+    assert memo.hits == min(500, fresh)  # and every repeated one hit it
+
+
+def test_train_iteration_prints_the_median_iteration_not_the_sum_of_phase_medians(monkeypatch, capsys):
+    train_iteration = load_benchmark("train_iteration", monkeypatch)
+    # (generation, update) per iteration; the first is the warm-up. Phase medians 5 + 5 = 10 s, but
+    # the iterations took 11, 11 and 10 s: the median iteration is 11 s.
+    phases = [(100.0, 100.0), (1.0, 10.0), (10.0, 1.0), (5.0, 5.0)]
+
+    class RecordedTrainer:
+        def __init__(self, config):
+            self.out = Path(config.out)
+
+        def fit(self):
+            lines = [
+                json.dumps(
+                    {
+                        "iteration": i,
+                        "timing/rollout": generation,
+                        "timing/generation": generation,
+                        "timing/advantages": 0.0,
+                        "timing/update": update,
+                        "rollout/steps": 3.0,
+                    }
+                )
+                for i, (generation, update) in enumerate(phases)
+            ]
+            (self.out / "metrics.jsonl").write_text("".join(f"{line}\n" for line in lines))
+
+    monkeypatch.setattr(train_iteration, "Trainer", RecordedTrainer)
+    run_main(train_iteration, monkeypatch, "--iterations", "4")
+    rows = {line[:14].strip(): line[14:].split() for line in capsys.readouterr().out.splitlines()}
+    assert rows["iteration"] == ["11.000", "100%"]
+    assert rows["generation"] == ["5.000", "45.5%"]  # of the median iteration
+
+
+def test_alfworld_steps_per_worker_cpu_second_counts_the_same_runs_as_the_cpu(monkeypatch, capsys):
+    alfworld = load_benchmark("alfworld_env", monkeypatch)
+    pauses = iter([0.0, 0.02, 0.02, 0.2] * 2)  # per engine: the warm-up, then three timed runs
+
+    class FakeEngine:  # each run: 100 steps and 1/30 worker CPU-second, spread over the processes
+        def __init__(self, env_id, env_kwargs, num_slots, parallelism, num_processes):
+            self.processes, self.cpu, self.pool = num_processes, 0.0, self
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+        def run(self, policy, requests, group_size):
+            time.sleep(next(pauses))
+            self.cpu += 1 / 30
+            return [SimpleNamespace(trajectories=[SimpleNamespace(steps=[None] * 100)])]
+
+        def submit(self, slot, fn):
+            return None
+
+        def result(self, slot, future):
+            return self.cpu / self.processes
+
+    monkeypatch.setattr(alfworld, "RolloutEngine", FakeEngine)
+    monkeypatch.setattr(
+        alfworld, "reset_and_step_times", lambda *a: {n: [0.1] for n in ("new game", "loaded game", "step")}
+    )
+    run_main(alfworld, monkeypatch, "--tasks", "1", "--slots", "2", "--repeats", "3")
+    printed = capsys.readouterr().out
+    # 300 steps over 0.1 worker CPU-seconds, whichever run was the median one
+    assert printed.count("3000.0 steps per worker CPU-second") == 2, printed
+
+
+def test_alfworld_reset_times_use_only_games_the_split_has(monkeypatch):
+    alfworld = load_benchmark("alfworld_env", monkeypatch)
+
+    class FiveGames:  # as ALFWorldEnv, with a split of 5 games
+        def __init__(self, **kwargs):
+            pass
+
+        def task_ids(self, split):
+            return list(range(5))
+
+        def reset(self, options):
+            if not 0 <= options["task_id"] < 5:
+                raise ValueError(f"task_id {options['task_id']} is not in split {options['split']!r}")
+            return "a room", {"available_actions": ["look"]}
+
+        def step(self, action):
+            return "a room", 0.0, False, False, {"available_actions": ["look"]}
+
+    monkeypatch.setattr(alfworld, "ALFWorldEnv", FiveGames)
+    times = alfworld.reset_and_step_times(SimpleNamespace(tasks=3, split="valid_seen"), {})
+    assert len(times["new game"]) == len(times["loaded game"]) == 2  # games 3 and 4: 0-2 were rolled out
+    assert len(times["step"]) == 20
+    assert alfworld.reset_and_step_times(SimpleNamespace(tasks=5, split="valid_seen"), {})["step"] == []
