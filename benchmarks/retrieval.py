@@ -18,14 +18,15 @@ Measured, each in one run:
   in batches of ``--batch``), plus single-query latency.
 - Hybrid: BM25 + dense with reciprocal rank fusion (queries/s), on the same index.
 
-Search timings keep the fastest of ``--repeats`` runs: on a shared machine the least disturbed
-run is the closest to what the code costs. Encoding runs once, under its time budget.
+Search timings are the median of ``--repeats`` runs (5 by default). Encoding runs once, under its
+time budget.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -67,13 +68,13 @@ def rate(count: int, seconds: float) -> str:
 
 
 def timed(function, *args, repeats: int = 1):
-    """``function(*args)`` and its fastest wall time over ``repeats`` runs (the least disturbed one)."""
-    best = float("inf")
+    """``function(*args)`` and its median wall time over ``repeats`` runs."""
+    seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
         value = function(*args)
-        best = min(best, time.perf_counter() - start)
-    return value, best
+        seconds.append(time.perf_counter() - start)
+    return value, statistics.median(seconds)
 
 
 def main() -> None:
@@ -93,7 +94,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument(
-        "--repeats", type=at_least(1), default=3, help="search timings keep the fastest of these runs"
+        "--repeats", type=at_least(1), default=5, help="search timings are the median of these runs"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="also write the numbers as JSON here")

@@ -85,9 +85,11 @@ class BM25Retriever(Retriever):
                 continue
             scores = self.model.get_scores_from_ids(ids)  # (num_docs,)
             # Every matching row scoring at least the k-th best, so that a tie across the cut goes by
-            # corpus order (not the non-matching rest, which can be the whole corpus).
-            kth = np.partition(scores, len(scores) - k)[len(scores) - k]
-            rows = np.flatnonzero((scores >= kth) & (scores > 0))
+            # corpus order. Only matching rows are partitioned: usually far fewer than the corpus.
+            rows = np.flatnonzero(scores > 0)
+            if len(rows) > k:
+                matched = scores[rows]
+                rows = rows[matched >= np.partition(matched, len(rows) - k)[len(rows) - k]]
             rows = rows[np.lexsort((rows, -scores[rows]))][:k]  # best first, ties by corpus order
             results.append([self.corpus.hit(int(r), scores[r]) for r in rows])
         return results
