@@ -82,6 +82,8 @@ class HybridRetriever(Retriever):
             raise ValueError(f"{len(weights)} weights for {len(retrievers)} retrievers")
         if method not in ("rrf", "minmax"):
             raise ValueError(f"unknown fusion method {method!r}; use 'rrf' or 'minmax'")
+        if rrf_k < 0:  # at -1 the first rank divides by zero; below 0, scores stop falling with rank
+            raise ValueError(f"rrf_k must be >= 0, got {rrf_k}")
         self.retrievers = list(retrievers)
         self.weights = [1.0] * len(retrievers) if weights is None else [float(w) for w in weights]
         self.method: FusionMethod = method

@@ -63,6 +63,12 @@ class FixedRetriever(UnsizedRetriever):
         return 4
 
 
+def test_a_hybrid_retriever_refuses_an_rrf_k_that_breaks_its_fusion():
+    ranking = hits(("a", 1.0), ("b", 0.5))
+    with pytest.raises(ValueError, match="rrf_k must be >= 0"):  # at -1 the first rank divides by zero
+        HybridRetriever([FixedRetriever(ranking), FixedRetriever(ranking)], rrf_k=-1)
+
+
 def test_the_hybrid_retriever_asks_each_component_for_depth_candidates():
     first = FixedRetriever(hits(("a", 5.0), ("b", 4.0), ("c", 3.0)))
     second = FixedRetriever(hits(("c", 0.9), ("d", 0.8)))
