@@ -52,9 +52,10 @@ def retrieval_server(default_topk: int) -> Callable[..., None]:
 def serve_retriever(
     index: Path = typer.Option(..., help="index directory (built there from --corpus if it holds none)"),
     corpus: Path = typer.Option(None, help="Search-R1 corpus JSONL ({id, contents} per line) to build from"),
-    kind: str = typer.Option("bm25", help="index to build: bm25 | dense | hybrid"),
+    kind: str = typer.Option(None, help="index to build: bm25 (the default), dense or hybrid"),
     encoder: str = typer.Option(
-        "all-MiniLM-L6-v2", help="dense/hybrid: a local model directory or the bundled all-MiniLM-L6-v2"
+        None,
+        help="dense/hybrid: a local model directory or the bundled all-MiniLM-L6-v2 (the default)",
     ),
     device: str = typer.Option("cpu", help="dense/hybrid: torch device of the encoder (cpu, cuda)"),
     host: str = typer.Option("127.0.0.1", help="interface to listen on (0.0.0.0 for every interface)"),
@@ -64,21 +65,27 @@ def serve_retriever(
 ) -> None:
     """Serve a retrieval index with Search-R1's /retrieve protocol, building it first if needed."""
     from agentgym.tools.retrieval import Encoder, build_index, is_index, load_index
+    from agentgym.tools.retrieval.encoder import DEFAULT_ENCODER
 
     # Checked before the index is built, which can take hours, rather than once it is.
     serve = None if build_only else retrieval_server(topk)
 
     if is_index(index):
-        if corpus is not None:
-            console.print(f"[yellow]{index} already holds an index; --corpus is not re-indexed[/]")
+        # A saved index is served as it was built: build options given again change nothing.
+        ignored = [
+            flag for flag, value in (("--corpus", corpus), ("--kind", kind), ("--encoder", encoder)) if value
+        ]
+        if ignored:
+            console.print(f"[yellow]{index} already holds an index; {', '.join(ignored)} not used[/]")
         retriever = load_index(index, device=device)
     elif corpus is None:
         raise AgentGymError(f"{index} holds no index; pass --corpus corpus.jsonl to build one there")
     else:
+        kind = kind or "bm25"
         console.print(f"building a {kind} index of {corpus} in {index}")
         dense = kind in ("dense", "hybrid")
         retriever = build_index(
-            corpus, index, kind, encoder=Encoder(encoder, device=device) if dense else None
+            corpus, index, kind, encoder=Encoder(encoder or DEFAULT_ENCODER, device=device) if dense else None
         )
     console.print(f"{retriever.kind} index of {len(retriever)} documents ready in {index}")
     if serve is None:  # --build-only

@@ -70,3 +70,13 @@ def test_serving_a_retriever_without_the_server_extra_says_what_to_install(
         "serve", "retriever", "--index", str(index), "--corpus", corpus_file, "--build-only"
     )
     assert code == 0 and is_index(index)
+
+
+def test_build_options_given_for_an_existing_index_are_named_as_unused(agentgym_cli, corpus_file, tmp_path):
+    index = str(tmp_path / "index")
+    assert (
+        agentgym_cli("serve", "retriever", "--index", index, "--corpus", corpus_file, "--build-only")[0] == 0
+    )
+    code, out = agentgym_cli("serve", "retriever", "--index", index, "--kind", "dense", "--build-only")
+    assert code == 0
+    assert "already holds an index; --kind not used" in out and "bm25 index of 2 documents" in out
