@@ -28,10 +28,10 @@ def eval_command(
     policy: str = typer.Option(
         None, "--policy", help="expert, random, tiny, a model dir, vllm:<model dir>, openai:<url>#<model>"
     ),
-    split: str = typer.Option(None, help="task split [default: test]"),
-    episodes: int = typer.Option(None, help="evaluate the first N tasks of the split [default: all]"),
-    attempts: int = typer.Option(None, help="rollouts per task, for pass@k [default: 1]"),
-    out: Path = typer.Option(None, help="run directory [default: runs/eval-<env>-<policy>-<split>]"),
+    split: str = typer.Option(None, help="task split (default: test)"),
+    episodes: int = typer.Option(None, help="evaluate the first N tasks of the split (default: all)"),
+    attempts: int = typer.Option(None, help="rollouts per task, for pass@k (default: 1)"),
+    out: Path = typer.Option(None, help="run directory (default: runs/eval-<env>-<policy>-<split>)"),
     resume: bool = typer.Option(None, "--resume", help="continue the run in the run directory"),
     overwrite: bool = typer.Option(None, "--overwrite", help="replace the run directory's traces"),
     config: Path = typer.Option(None, "--config", help="YAML file with EvalConfig fields"),

@@ -46,7 +46,7 @@ def _show(observation: str, info: dict[str, Any], step: int, reward: float | Non
 def play_command(
     env: str = typer.Option(..., "--env", help="environment id, e.g. webshop"),
     split: str = typer.Option(None, help="task split"),
-    task_id: str = typer.Option(None, "--task-id", help="task to play [default: a random one]"),
+    task_id: str = typer.Option(None, "--task-id", help="task to play (default: a random one)"),
     seed: int = typer.Option(None, help="seed of the first episode"),
     options: list[str] = typer.Argument(None, help="environment options as key=value"),
 ) -> None:

@@ -13,15 +13,15 @@ from agentgym.registry import spec
 
 @app.command("train")
 def train_command(
-    env: str = typer.Option(None, "--env", help="environment id [default: webshop]"),
+    env: str = typer.Option(None, "--env", help="environment id (default: webshop)"),
     algo: str = typer.Option(
-        None, "--algo", help="grpo, rloo, gigpo, hgpo, salt, igpo [default: the recipe's]"
+        None, "--algo", help="grpo, rloo, gigpo, hgpo, salt, igpo (default: the recipe's)"
     ),
     model: str = typer.Option(
         None, "--model", help="tiny, smollm2-135m, a model directory, a GGUF file or a hub id"
     ),
     config: Path = typer.Option(None, "--config", help="YAML file with TrainConfig fields"),
-    out: Path = typer.Option(None, help="run directory [default: runs/train-<env>-<algo>-<model>-s<seed>]"),
+    out: Path = typer.Option(None, help="run directory (default: runs/train-<env>-<algo>-<model>-s<seed>)"),
     seed: int = typer.Option(None, help="random seed"),
     iterations: int = typer.Option(None, help="RL iterations"),
     resume: bool = typer.Option(

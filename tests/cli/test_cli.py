@@ -332,3 +332,13 @@ def test_serve_env_without_the_server_extra_says_what_to_install(agentgym_cli, m
     code, out, err = agentgym_cli("serve", "env", "--env", "test-keydoor")
     # exit 2 as for every user-facing error; the bracketed extra is printed, not read as markup
     assert code == 2 and "pip install 'agentgym[server]'" in " ".join((out + err).split())
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [(["eval"], "task split (default: test)"), (["train"], "environment id (default: webshop)")],
+)
+def test_help_shows_the_defaults_it_names(agentgym_cli, command, shown):
+    # Rich reads "[default: ...]" as markup and drops it; the help must print it.
+    code, out, _ = agentgym_cli(*command, "--help")
+    assert code == 0 and shown in " ".join(out.replace("│", " ").split())
