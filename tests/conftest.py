@@ -43,6 +43,28 @@ def free_port():
 
 
 @pytest.fixture
+def agentgym_cli(monkeypatch, capsys):
+    """A function running the agentgym command in this process: (exit code, stdout, stderr)."""
+    import io
+    import sys
+
+    from agentgym.cli import main
+
+    def run(*args: str, stdin: str = "") -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["agentgym", *args])
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        try:
+            main()
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code or 0
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+@pytest.fixture
 def serve_on_loopback():
     """A function serving an ASGI app with uvicorn on a real loopback socket; returns its URL. The
     servers stop when the test ends."""

@@ -1,6 +1,5 @@
 """The agentgym command as a user runs it: exit codes, one-line errors, files written."""
 
-import io
 import json
 import sys
 from pathlib import Path
@@ -9,25 +8,8 @@ import pytest
 from toy_envs import KeyDoorEnv
 
 import agentgym
-from agentgym.cli import main
 from agentgym.core import task_index
 from agentgym.trajectory import Step, Trajectory, write_jsonl
-
-
-@pytest.fixture
-def agentgym_cli(monkeypatch, capsys):
-    def run(*args: str, stdin: str = "") -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["agentgym", *args])
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        try:
-            main()
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code or 0
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
 
 
 def test_envs_lists_registered_environments(agentgym_cli):

@@ -1,30 +1,22 @@
 """`agentgym serve`: arguments it cannot serve with are refused at once, before an index is built."""
 
-import io
 import sys
 
 import pytest
 import uvicorn
 
-from agentgym.cli import main
 from agentgym.tools.retrieval import Corpus, is_index
 
 
 @pytest.fixture
-def agentgym_cli(monkeypatch, capsys):
-    # A test that got as far as serving would block on the port: it fails instead.
+def agentgym_cli(agentgym_cli, monkeypatch):
+    """The shared runner, its output as one line, and serving refused: a test that got as far as
+    serving would block on the port, so it fails instead."""
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: pytest.fail("started serving"))
 
     def run(*args: str) -> tuple[int, str]:
-        monkeypatch.setattr(sys, "argv", ["agentgym", *args])
-        monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-        try:
-            main()
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code or 0
-        captured = capsys.readouterr()
-        return code, " ".join((captured.out + captured.err).split())
+        code, out, err = agentgym_cli(*args)
+        return code, " ".join((out + err).split())
 
     return run
 
