@@ -5,15 +5,19 @@ Example::
     config = load_config(EvalConfig, "eval.yaml", {"env": "webshop"}, ["sampling.temperature=0.7"])
 
 Override values are read as JSON where they parse (``1e-6``, ``true``, ``[1, 2]``), else as YAML,
-else as plain strings. Errors name the offending key and the accepted values.
+else as plain strings, except for a field that only takes text (a string, a path, a choice of
+strings): that gets the text as written, so ``system_prompt=Answer: briefly`` stays a sentence and
+``out=2024`` a folder name (``null`` still clears a field that may be None). Errors name the
+offending key and the accepted values.
 """
 
 from __future__ import annotations
 
 import json
+import types
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -34,8 +38,37 @@ def parse_value(raw: str) -> Any:
         return raw
 
 
-def apply_override(data: dict[str, Any], override: str) -> None:
-    """Sets ``data["a"]["b"] = value`` for ``"a.b=value"``, creating intermediate tables."""
+def _field_type(model: type[BaseModel] | None, path: Sequence[str]) -> Any:
+    """The annotation of the field at ``path`` in ``model``, or None where it is not declared."""
+    annotation: Any = model
+    for part in path:
+        models = [t for t in _members(annotation) if isinstance(t, type) and issubclass(t, BaseModel)]
+        field = models[0].model_fields.get(part) if len(models) == 1 else None
+        if field is None:
+            return None
+        annotation = field.annotation
+    return annotation
+
+
+def _members(annotation: Any) -> tuple[Any, ...]:
+    """The alternatives of a union (``str | None`` -> str, NoneType), else the annotation itself."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        return get_args(annotation)
+    return (annotation,)
+
+
+def _takes_only_text(annotation: Any) -> bool:
+    kinds = [t for t in _members(annotation) if t is not type(None)]
+    return bool(kinds) and all(
+        t in (str, Path)
+        or (get_origin(t) is Literal and all(isinstance(value, str) for value in get_args(t)))
+        for t in kinds
+    )
+
+
+def apply_override(data: dict[str, Any], override: str, model: type[BaseModel] | None = None) -> None:
+    """Sets ``data["a"]["b"] = value`` for ``"a.b=value"``, creating intermediate tables; where
+    ``model`` declares ``a.b`` as text only, the value is the text as written."""
     key, sep, raw = override.partition("=")
     if not sep or not key.strip():
         raise AgentGymError(f"bad override {override!r}: expected key=value, e.g. trainer.lr=1e-6")
@@ -46,7 +79,11 @@ def apply_override(data: dict[str, Any], override: str) -> None:
         if not isinstance(child, dict):
             raise AgentGymError(f"bad override {override!r}: {part!r} is not a table")
         node = child
-    node[leaf] = parse_value(raw)
+    annotation = _field_type(model, [*parents, leaf])
+    if _takes_only_text(annotation) and not (raw == "null" and type(None) in _members(annotation)):
+        node[leaf] = raw
+    else:
+        node[leaf] = parse_value(raw)
 
 
 def parse_overrides(overrides: Sequence[str] | None) -> dict[str, Any]:
@@ -100,7 +137,7 @@ def load_config(
             data = _merge(data, file if isinstance(file, dict) else read_yaml(file))
     data = _merge(data, {key: value for key, value in (values or {}).items() if value is not None})
     for override in overrides or []:
-        apply_override(data, override)
+        apply_override(data, override, model)
     try:
         return model.model_validate(data)
     except ValidationError as error:

@@ -1,3 +1,6 @@
+from pathlib import Path
+from typing import Any, Literal
+
 import pytest
 from pydantic import BaseModel, ConfigDict
 
@@ -15,6 +18,16 @@ class Outer(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = "run"
     steps: int = 10
+    trainer: Inner = Inner()
+
+
+class Texts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prompt: str | None = "hi"
+    out: Path | None = None
+    kind: Literal["hf", "vllm"] = "hf"
+    modules: str | list[str] = "all"
+    kwargs: dict[str, Any] = {}
     trainer: Inner = Inner()
 
 
@@ -71,3 +84,23 @@ def test_overrides_leave_the_given_dicts_as_they_were():
     flags = {"trainer": {"mode": "mean"}}
     load_config(Outer, None, flags, ["trainer.lr=0.1"])
     assert base == {"trainer": {"lr": 0.5}} and flags == {"trainer": {"mode": "mean"}}
+
+
+@pytest.mark.parametrize(
+    ("override", "field", "value"),
+    [
+        ("prompt=Answer: briefly", "prompt", "Answer: briefly"),
+        ("prompt=001", "prompt", "001"),
+        ("prompt=no", "prompt", "no"),
+        ("prompt=[draft]", "prompt", "[draft]"),
+        ("prompt=null", "prompt", None),
+        ("out=2024", "out", Path("2024")),
+        ("trainer.mode=no", "trainer", Inner(mode="no")),
+        ("modules=[q_proj, v_proj]", "modules", ["q_proj", "v_proj"]),
+        ("kwargs.split=no", "kwargs", {"split": False}),
+        ("trainer.lr=1e-2", "trainer", Inner(lr=1e-2)),
+    ],
+)
+def test_an_override_of_a_text_field_keeps_its_text(override, field, value):
+    """YAML would read these as a mapping, a number, a bool or a list; the field asks for text."""
+    assert getattr(load_config(Texts, overrides=[override]), field) == value
