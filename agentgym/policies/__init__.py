@@ -8,6 +8,8 @@
 ``hf:<path or hub id>``         a transformers model (CPU or GPU)
 ``vllm:<path>``                 an in-process vLLM engine over a local model directory
 a local directory               a transformers model saved there
+a ``.gguf`` file                converted once into a model directory in the cache (also after
+                                ``hf:`` or ``vllm:``)
 a registered name               e.g. ``tiny`` or ``smollm2-135m`` (registered by agentgym.trainers)
 ``<org>/<name>``                a hub id (needs network access or a filled local cache)
 ==============================  ==================================================================
@@ -22,6 +24,7 @@ from typing import Any
 from agentgym.core import AgentGymError
 from agentgym.plugins import Registry
 from agentgym.policies.base import Completion, Message, Policy, SamplingParams, ScriptedPolicy
+from agentgym.policies.model_store import convert_gguf, is_gguf_file
 from agentgym.policies.scripted import ExpertPolicy, RandomPolicy
 
 #: name -> factory(**kwargs) returning a policy; the ``agentgym.policies`` entry-point group adds more.
@@ -60,14 +63,14 @@ def make_policy(spec: str, **context: Any) -> Policy | ScriptedPolicy:
         if not name:
             raise AgentGymError(f"bad policy spec {spec!r}: expected vllm:<model directory>")
         # A path that is not a model directory fails here, not as a hub-id error from inside vLLM.
-        directory = model_directory(name)
+        directory = convert_gguf(Path(name)) if is_gguf_file(name) else model_directory(name)
         from agentgym.policies.vllm import VLLMPolicy
 
         return VLLMPolicy(directory if directory is not None else name)
     name = spec.removeprefix("hf:")
     if not name:  # Path("") would be the current directory
         raise AgentGymError(f"bad policy spec {spec!r}: expected hf:<model directory or hub id>")
-    directory = model_directory(name)
+    directory = convert_gguf(Path(name)) if is_gguf_file(name) else model_directory(name)
     if directory is not None:
         return _hf_policy(str(directory))
     if spec.startswith("hf:"):

@@ -77,3 +77,14 @@ def test_a_plugin_factory_taking_keyword_arguments_receives_the_context(monkeypa
     monkeypatch.setitem(POLICIES._entries, "kwargs-plugin", factory)
     assert isinstance(make_policy("kwargs-plugin", env_id="webshop"), RandomPolicy)
     assert received == {"env_id": "webshop"}
+
+
+@pytest.mark.parametrize("prefix", ["", "hf:", "vllm:"])
+def test_a_gguf_file_is_a_policy_spec_converted_like_a_training_spec(prefix, tmp_path, monkeypatch):
+    monkeypatch.setenv("AGENTGYM_CACHE_DIR", str(tmp_path / "cache"))
+    fake = tmp_path / "model.gguf"
+    fake.write_bytes(b"not a gguf file")
+    with pytest.raises(
+        AgentGymError, match=r"cannot convert .*model\.gguf.* into a model: .*not a GGUF file"
+    ):
+        make_policy(prefix + str(fake))

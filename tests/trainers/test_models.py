@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from agentgym.core import AgentGymError
-from agentgym.policies import SamplingParams
+from agentgym.policies import SamplingParams, make_policy
 from agentgym.policies.hf import HFPolicy
 from agentgym.trainers.models import build_smollm2, load_model, resolve_model_dir
 
@@ -148,3 +148,7 @@ def test_a_gguf_file_is_a_model_spec(tmp_path, monkeypatch):
     model, tokenizer = load_model(str(gguf), device="cpu")
     assert sum(p.numel() for p in model.parameters()) == pytest.approx(135e6, rel=0.05)
     assert tokenizer("The capital of France is")["input_ids"]
+    policy = make_policy(str(gguf))  # eval and play: the same conversion, not a second one
+    assert [path.name for path in directory.parent.iterdir()] == [directory.name]
+    [completion] = policy.generate([[{"role": "user", "content": "Hi"}]], SamplingParams(max_tokens=4))
+    assert isinstance(policy, HFPolicy) and completion.token_ids
