@@ -76,19 +76,19 @@ def build_index(
         corpus = Corpus.from_jsonl(corpus)
     if len(corpus) == 0:
         raise AgentGymError("the corpus is empty: there is nothing to index")
+    dense_retriever = _dense_retriever() if kind in ("dense", "hybrid") else None
     if directory is not None:
         make_index_directory(directory)  # before the build, which can take hours, not after it
     components: list[Retriever] = []
     if kind in ("bm25", "hybrid"):
         components.append(BM25Retriever.build(corpus, progress=progress))
-    if kind in ("dense", "hybrid"):
-        from agentgym.tools.retrieval.dense import DenseRetriever
+    if dense_retriever is not None:
         from agentgym.tools.retrieval.encoder import DEFAULT_ENCODER, Encoder
 
         if not isinstance(encoder, Encoder):
             encoder = Encoder(encoder or DEFAULT_ENCODER)
         components.append(
-            DenseRetriever.build(corpus, encoder, factory=factory, batch_size=batch_size, progress=progress)
+            dense_retriever.build(corpus, encoder, factory=factory, batch_size=batch_size, progress=progress)
         )
     retriever = components[0]
     if kind == "hybrid":
@@ -98,6 +98,17 @@ def build_index(
     if directory is not None:
         save_index(retriever, directory)
     return retriever
+
+
+def _dense_retriever() -> Any:
+    """The dense retriever class; without faiss (the ``retrieval`` extra), an error saying so."""
+    try:
+        from agentgym.tools.retrieval.dense import DenseRetriever
+    except ImportError as error:
+        if error.name != "faiss":
+            raise
+        raise AgentGymError("dense retrieval needs faiss: pip install 'agentgym[retrieval]'") from None
+    return DenseRetriever
 
 
 def make_index_directory(directory: str | Path) -> None:
@@ -180,9 +191,9 @@ def load_index(
         if entry["kind"] == "bm25":
             components.append(BM25Retriever.load(path, corpus, mmap=mmap))
         elif entry["kind"] == "dense":
-            from agentgym.tools.retrieval.dense import DenseRetriever
-
-            components.append(DenseRetriever.load(path, corpus, encoder=encoder, device=device, mmap=mmap))
+            components.append(
+                _dense_retriever().load(path, corpus, encoder=encoder, device=device, mmap=mmap)
+            )
         else:
             raise AgentGymError(f"{directory}: unknown component kind {entry['kind']!r}")
     if manifest["kind"] == "hybrid":

@@ -1,4 +1,5 @@
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -88,3 +89,15 @@ def test_an_encoder_named_by_a_relative_path_is_recorded_absolutely(tmp_path, mo
     recorded = Encoder("models/minilm").settings.model
     monkeypatch.chdir("/")
     assert Encoder(recorded).settings.model == recorded  # loads from another working directory
+
+
+def test_without_faiss_dense_indexes_say_what_to_install(corpus, dense, tmp_path, monkeypatch):
+    build_index(corpus, kind="dense", encoder=dense.encoder, directory=tmp_path / "saved", progress=False)
+    monkeypatch.setitem(sys.modules, "faiss", None)  # what an install without the retrieval extra has
+    monkeypatch.delitem(sys.modules, "agentgym.tools.retrieval.dense")
+    needs = r"dense retrieval needs faiss: pip install 'agentgym\[retrieval\]'"
+    with pytest.raises(AgentGymError, match=needs):
+        build_index(corpus, kind="hybrid", encoder=dense.encoder, directory=tmp_path / "new", progress=False)
+    assert not (tmp_path / "new").exists()
+    with pytest.raises(AgentGymError, match=needs):
+        load_index(tmp_path / "saved")
