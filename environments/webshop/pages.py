@@ -13,7 +13,8 @@ Flow (as the original):
   the last hit), then the asins of its 10 products;
 - item page: ``back to search``, ``< prev`` (results page, options cleared), ``description``,
   ``features``, ``reviews`` (``attributes`` with ``show_attributes``), ``buy now``, then the
-  option values (a click selects the value in its group; options are kept on sub-pages);
+  option values (a click selects the value in its group; options are kept on sub-pages; a value
+  spelled like a button replaces that button, as in the original);
 - sub-pages: ``back to search``, ``< prev`` (the item page, options kept).
 """
 
@@ -107,11 +108,11 @@ def render(state: PageState, instruction: str, catalogue: Catalogue, show_attrib
         clickables[sub] = item._replace(subpage=sub)
     parts.append("Buy Now")
     clickables["buy now"] = item._replace(kind="done")
-    buttons = set(clickables)
+    # As the original: option values come after the buttons, so a value with a button's text (or one
+    # shared by two groups) is the later one's.
     for name, values in product.options.items():
         for value in values:
-            if value not in buttons:  # a button wins over an option value with the same text
-                clickables[value] = item.with_option(name, value)  # a value shared by groups: the later
+            clickables[value] = item.with_option(name, value)
     return Page(_join(parts), clickables)
 
 
