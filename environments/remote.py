@@ -9,6 +9,8 @@ Example::
     agentgym eval --env remote --policy expert env_kwargs.url=http://10.0.0.5:8001
 
 Each instance opens a session on the server (one environment there) and closes it in ``close``.
+A server started with an API key needs it: ``api_key=``, or ``$AGENTGYM_API_KEY`` when none is
+given (which keeps it out of configuration files and run directories).
 Other keyword options are the served environment's own and are checked against the server's (a
 recipe's ``env_kwargs: {catalogue: small}`` then holds only against a server started with
 ``catalogue=small``); they cannot change it. Instructions, action format and splits are the served
@@ -31,6 +33,7 @@ import httpx
 import numpy as np
 
 from agentgym.core import AgentGymError, TaskId, TextEnv
+from agentgym.tools.servers import auth_headers, client_api_key
 
 
 class RemoteEnvError(AgentGymError):
@@ -89,6 +92,7 @@ class RemoteEnv(TextEnv):
         timeout: float = 60.0,
         render_mode: str | None = None,
         client: httpx.Client | None = None,
+        api_key: str | None = None,
         **served_options: Any,
     ):
         super().__init__(render_mode)
@@ -99,6 +103,7 @@ class RemoteEnv(TextEnv):
         if not url.startswith(("http://", "https://")):
             raise RemoteEnvError(f"remote: url={url!r} has no http:// or https:// scheme (e.g. http://{url})")
         self.url = url.rstrip("/")
+        self._headers = auth_headers(client_api_key(api_key))
         self._http = client or httpx.Client(base_url=self.url, timeout=timeout)
         self._owns_http = client is None
         self._session: str | None = None
@@ -126,7 +131,7 @@ class RemoteEnv(TextEnv):
 
     def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
-            response = self._http.request(method, path, **kwargs)
+            response = self._http.request(method, path, headers=self._headers, **kwargs)
         except httpx.HTTPError as error:
             raise RemoteEnvError(f"environment server {self.url}: {type(error).__name__}: {error}") from None
         if 300 <= response.status_code < 400:  # httpx follows no redirect, and a served answer is never one

@@ -23,7 +23,8 @@ another. The protocol (JSON bodies and answers):
 ``DELETE /sessions/{id}``                   closes the instance
 ==========================================  ============================================================
 
-Errors come as ``{"error": "<what is wrong>"}``: 404 for an unknown session, 422 for a malformed
+Errors come as ``{"error": "<what is wrong>"}``: 401 without the server's API key when it has one
+(``--api-key``; ``/health`` needs none), 404 for an unknown session, 422 for a malformed
 body or a request the environment refuses (an unknown task, a step before reset), 500 when the
 environment fails (answered on the same connection, which stays open); none stops the server or
 the other sessions. ``env_kwargs`` are the options the server was started with, ``options`` every
@@ -53,6 +54,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from agentgym.core import AgentGymError
 from agentgym.registry import entry_point_of, make, short_id, spec, turn_limit
+from agentgym.tools.servers import require_api_key
 
 
 class ResetRequest(BaseModel):
@@ -155,8 +157,10 @@ def create_app(
     *,
     max_sessions: int = 256,
     idle_timeout: float = 600.0,
+    api_key: str | None = None,
 ) -> FastAPI:
-    """The FastAPI application serving instances of ``env_id`` made with ``env_kwargs``."""
+    """The FastAPI application serving instances of ``env_id`` made with ``env_kwargs``; with
+    ``api_key``, only to requests that send it (see :mod:`agentgym.tools.servers`)."""
     env_kwargs = dict(env_kwargs or {})
     env_spec = spec(env_id)
     name = short_id(env_spec.id)
@@ -188,6 +192,7 @@ def create_app(
             close_quietly(session, wait=deadline - time.monotonic())
 
     app = FastAPI(title=f"agentgym {name} environment server", lifespan=lifespan)
+    require_api_key(app, api_key)
 
     @app.exception_handler(_UnknownSession)
     async def unknown_session(request: Request, error: _UnknownSession) -> JSONResponse:
@@ -316,9 +321,11 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8001,
     log_level: str = "warning",
+    api_key: str | None = None,
     **limits: Any,
 ) -> None:
     """Serves ``env_id`` until interrupted (``limits``: see :func:`create_app`)."""
     import uvicorn
 
-    uvicorn.run(create_app(env_id, env_kwargs, **limits), host=host, port=port, log_level=log_level)
+    app = create_app(env_id, env_kwargs, api_key=api_key, **limits)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -1,7 +1,16 @@
-"""Waiting for an HTTP server this project serves (a retriever, an environment) to come up."""
+"""What this project's HTTP servers (a retriever, an environment) share: an optional API key, and
+waiting for one to come up.
+
+With an API key, a server answers 401 to every request without ``Authorization: Bearer <key>``
+except ``GET /health``, which stays open so that a health check needs no secret. Servers take the
+key from ``--api-key`` or ``$AGENTGYM_API_KEY``; clients from ``api_key=`` or the same variable,
+which keeps the key out of configuration files and run directories.
+"""
 
 from __future__ import annotations
 
+import os
+import secrets
 import subprocess
 import time
 from typing import Any
@@ -9,6 +18,37 @@ from typing import Any
 import httpx
 
 from agentgym.core import AgentGymError
+
+#: The environment variable servers and clients read the API key from when none is given.
+API_KEY_VARIABLE = "AGENTGYM_API_KEY"
+UNAUTHORIZED = "missing or wrong API key: send 'Authorization: Bearer <key>'"
+
+
+def client_api_key(api_key: str | None) -> str | None:
+    """The key a client sends: ``api_key``, else ``$AGENTGYM_API_KEY``, else none."""
+    return api_key if api_key is not None else os.environ.get(API_KEY_VARIABLE) or None
+
+
+def auth_headers(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def require_api_key(app: Any, api_key: str | None) -> None:
+    """Makes the FastAPI ``app`` refuse (401, ``{"error": ...}``) requests without the key,
+    ``GET /health`` excepted; nothing changes when ``api_key`` is empty."""
+    if not api_key:
+        return
+    from fastapi import Request
+    from fastapi.responses import JSONResponse
+
+    expected = f"Bearer {api_key}".encode()
+
+    @app.middleware("http")
+    async def check_api_key(request: Request, call_next: Any) -> Any:
+        given = request.headers.get("authorization", "").encode()
+        if request.url.path != "/health" and not secrets.compare_digest(given, expected):
+            return JSONResponse({"error": UNAUTHORIZED}, status_code=401)
+        return await call_next(request)
 
 
 class ServerNotReady(AgentGymError):

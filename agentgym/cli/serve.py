@@ -11,6 +11,8 @@ Examples::
 
     # serve an environment, one instance per session, for agentgym.make("remote", url=...)
     agentgym serve env --env webshop catalogue=small --host 0.0.0.0 --port 8001
+    # either server, only to clients that send the key (they read $AGENTGYM_API_KEY too)
+    AGENTGYM_API_KEY=$(openssl rand -hex 16) agentgym serve env --env webshop --host 0.0.0.0
 
 The retriever speaks Search-R1's protocol (``POST /retrieve``; see agentgym.tools.retrieval.server),
 the environment server its own (see agentgym.tools.env_server).
@@ -62,6 +64,12 @@ def serve_retriever(
     port: int = typer.Option(8000, min=1, max=65535, help="TCP port"),
     topk: int = typer.Option(3, min=1, help="documents per query when a request gives no topk"),
     build_only: bool = typer.Option(False, "--build-only", help="build the index and exit"),
+    api_key: str = typer.Option(
+        None,
+        envvar="AGENTGYM_API_KEY",
+        show_envvar=True,
+        help="serve only requests that send 'Authorization: Bearer <key>' (GET /health excepted)",
+    ),
 ) -> None:
     """Serve a retrieval index with Search-R1's /retrieve protocol, building it first if needed."""
     from agentgym.tools.retrieval import Encoder, build_index, is_index, load_index
@@ -91,7 +99,7 @@ def serve_retriever(
     if serve is None:  # --build-only
         return
     console.print(f"serving on http://{host}:{port}/retrieve (Ctrl-C to stop)")
-    serve(retriever, host=host, port=port, default_topk=topk)
+    serve(retriever, host=host, port=port, default_topk=topk, api_key=api_key)
 
 
 @serve_app.command("env")
@@ -101,6 +109,12 @@ def serve_env(
     host: str = typer.Option("127.0.0.1", help="interface to listen on (0.0.0.0 for every interface)"),
     port: int = typer.Option(8001, min=1, max=65535, help="TCP port"),
     max_sessions: int = typer.Option(256, min=1, help="environment instances served at once"),
+    api_key: str = typer.Option(
+        None,
+        envvar="AGENTGYM_API_KEY",
+        show_envvar=True,
+        help="serve only requests that send 'Authorization: Bearer <key>' (GET /health excepted)",
+    ),
 ) -> None:
     """Serve an environment over HTTP, one instance per session (agentgym.make("remote", url=...))."""
     try:
@@ -112,4 +126,4 @@ def serve_env(
 
     env_kwargs = parse_overrides(options)
     console.print(f"serving {env} on http://{host}:{port} (Ctrl-C to stop)")
-    serve(env, env_kwargs, host=host, port=port, max_sessions=max_sessions)
+    serve(env, env_kwargs, host=host, port=port, max_sessions=max_sessions, api_key=api_key)

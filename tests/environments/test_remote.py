@@ -215,3 +215,18 @@ def test_a_served_tool_calling_environment_brings_its_tools():
 def test_a_url_without_a_scheme_says_what_to_write():
     with pytest.raises(RemoteEnvError, match=r"no http:// or https:// scheme \(e.g. http://localhost:8001\)"):
         agentgym.make("remote", url="localhost:8001")
+
+
+def test_a_server_with_an_api_key_serves_the_clients_that_send_it(toy_envs, monkeypatch):
+    monkeypatch.delenv("AGENTGYM_API_KEY", raising=False)
+    client = TestClient(create_app("test-keydoor", {}, api_key="s3cret"))
+    with pytest.raises(agentgym.AgentGymError, match=r"refused GET /spec: missing or wrong API key"):
+        agentgym.make("remote", url="http://keydoor", client=client)
+    env = agentgym.make("remote", url="http://keydoor", client=client, api_key="s3cret")
+    observation, _ = env.reset(seed=0)
+    assert observation and env.step("take key")[0]
+    env.close()
+    monkeypatch.setenv("AGENTGYM_API_KEY", "s3cret")  # the key kept out of configs and run directories
+    env = agentgym.make("remote", url="http://keydoor", client=client)
+    assert env.reset(seed=0)[0] == observation
+    env.close()

@@ -168,3 +168,13 @@ def test_the_expert_before_a_reset_is_refused_not_a_failure(env_id):
     http = TestClient(create_app(env_id))
     answer = http.get(f"/sessions/{open_session(http)}/expert")
     assert answer.status_code == 422 and "call reset() before expert_action()" in answer.json()["error"]
+
+
+def test_with_an_api_key_only_the_health_check_answers_without_it(toy_envs):
+    http = TestClient(create_app("test-keydoor", {"num_rooms": 5}, api_key="s3cret"))
+    assert http.get("/health").status_code == 200  # so that wait_until_ready needs no key
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+        refused = http.post("/sessions", headers=headers)
+        assert refused.status_code == 401
+        assert refused.json() == {"error": "missing or wrong API key: send 'Authorization: Bearer <key>'"}
+    assert http.get("/spec", headers={"Authorization": "Bearer s3cret"}).status_code == 200

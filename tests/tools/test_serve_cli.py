@@ -72,3 +72,22 @@ def test_build_options_given_for_an_existing_index_are_named_as_unused(agentgym_
     code, out = agentgym_cli("serve", "retriever", "--index", index, "--kind", "dense", "--build-only")
     assert code == 0
     assert "already holds an index; --kind not used" in out and "bm25 index of 2 documents" in out
+
+
+@pytest.mark.parametrize("given", ["flag", "environment"])
+def test_both_servers_take_an_api_key_from_the_flag_or_the_environment(
+    given, agentgym_cli, corpus_file, tmp_path, monkeypatch
+):
+    import agentgym.tools.env_server
+    import agentgym.tools.retrieval.server
+
+    served = []
+    for module in (agentgym.tools.env_server, agentgym.tools.retrieval.server):
+        monkeypatch.setattr(module, "serve", lambda *args, **kwargs: served.append(kwargs.get("api_key")))
+    flag = ["--api-key", "s3cret"] if given == "flag" else []
+    if given == "environment":
+        monkeypatch.setenv("AGENTGYM_API_KEY", "s3cret")
+    index = str(tmp_path / "index")
+    assert agentgym_cli("serve", "env", "--env", "test-keydoor", *flag)[0] == 0
+    assert agentgym_cli("serve", "retriever", "--index", index, "--corpus", corpus_file, *flag)[0] == 0
+    assert served == ["s3cret", "s3cret"]

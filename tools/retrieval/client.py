@@ -10,7 +10,8 @@ Requests go round-robin over ``urls`` (each call starts at the next server). A c
 a timeout, a 5xx or a 429 answer moves the call to the next server, up to ``retries`` extra
 attempts; once every server has been tried the client waits ``backoff * 2**round`` seconds
 before going round again. Any other 4xx means the request itself is wrong: it raises at once
-with the server's message. A URL without a path gets ``/retrieve`` appended.
+with the server's message. A URL without a path gets ``/retrieve`` appended. Servers started with
+an API key need it: ``api_key=``, or ``$AGENTGYM_API_KEY`` when none is given.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import httpx
 
 from agentgym.core import AgentGymError
 from agentgym.tools.retrieval.base import Hit, Retriever, check_search_args
+from agentgym.tools.servers import auth_headers, client_api_key
 
 
 class RetrievalError(AgentGymError):
@@ -80,6 +82,7 @@ class RetrievalClient(Retriever):
         retries: int = 3,
         backoff: float = 0.2,
         transport: httpx.BaseTransport | None = None,
+        api_key: str | None = None,
     ):
         if isinstance(urls, str):
             urls = [u for u in urls.split(",") if u.strip()]
@@ -90,7 +93,8 @@ class RetrievalClient(Retriever):
         self.urls = [endpoint(url) for url in urls]
         self.retries = retries
         self.backoff = backoff
-        self._http = httpx.Client(timeout=timeout, transport=transport)
+        headers = auth_headers(client_api_key(api_key))
+        self._http = httpx.Client(timeout=timeout, transport=transport, headers=headers)
         self._turn = itertools.count()
 
     def _post(self, payload: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,8 @@ defaults to the server's ``default_topk``, ``return_scores`` to false) and answe
 exactly the shape Search-R1's ``retrieval_server.py`` returns and its generation loop reads
 (``item["document"]["contents"]``). A malformed request is answered with a 4xx and
 ``{"error": "<what is wrong>"}`` (400 for a body that is not JSON, 422 for a body of the wrong
-shape); a retriever failure with a 500. Neither stops the server. ``GET /health`` answers
+shape, 401 without the server's API key when it has one: ``--api-key``); a retriever failure with
+a 500. Neither stops the server. ``GET /health`` answers
 ``{"status": "ok", "kind": ..., "num_docs": N}`` once the index is loaded, for readiness checks.
 """
 
@@ -28,6 +29,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from agentgym.tools.retrieval.base import Retriever
+from agentgym.tools.servers import require_api_key
 
 EXPECTED = '{"queries": ["...", ...], "topk": <int >= 1>, "return_scores": <bool>}'
 
@@ -54,13 +56,20 @@ MAX_TOPK = 1000
 
 
 def create_app(
-    retriever: Retriever, *, default_topk: int = 3, max_topk: int = MAX_TOPK, max_queries: int = 10_000
+    retriever: Retriever,
+    *,
+    default_topk: int = 3,
+    max_topk: int = MAX_TOPK,
+    max_queries: int = 10_000,
+    api_key: str | None = None,
 ) -> FastAPI:
-    """The FastAPI application serving ``retriever``; limits bound one request's work."""
+    """The FastAPI application serving ``retriever``; limits bound one request's work. With
+    ``api_key``, it serves only requests that send it (see :mod:`agentgym.tools.servers`)."""
     if not 1 <= default_topk <= max_topk:
         # else every request that leaves topk to the server is refused, or fails, for a value it never sent
         raise ValueError(f"default_topk must be between 1 and max_topk={max_topk}, got {default_topk}")
     app = FastAPI(title="agentgym retriever", description="Search-R1-compatible retrieval server")
+    require_api_key(app, api_key)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -116,9 +125,15 @@ def create_app(
 
 
 def serve(
-    retriever: Retriever, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info", **limits: Any
+    retriever: Retriever,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    log_level: str = "info",
+    api_key: str | None = None,
+    **limits: Any,
 ) -> None:
     """Serves ``retriever`` until interrupted (``limits``: see :func:`create_app`)."""
     import uvicorn
 
-    uvicorn.run(create_app(retriever, **limits), host=host, port=port, log_level=log_level)
+    app = create_app(retriever, api_key=api_key, **limits)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -161,3 +161,15 @@ def test_the_cli_builds_an_index_and_serves_it_on_loopback(corpus, tmp_path, fre
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+
+
+def test_with_an_api_key_the_client_must_send_it(corpus, serve_on_loopback, monkeypatch):
+    monkeypatch.delenv("AGENTGYM_API_KEY", raising=False)
+    url = serve_on_loopback(create_app(BM25Retriever.build(corpus, progress=False), api_key="s3cret"))
+    with RetrievalClient(url) as client, pytest.raises(RetrievalError, match=r"HTTP 401.*API key"):
+        client.search(["Tarsh"])
+    with RetrievalClient(url, api_key="s3cret") as client:
+        assert client.search(["Tarsh"], topk=1)[0][0].id == "tarsh"
+    monkeypatch.setenv("AGENTGYM_API_KEY", "s3cret")
+    with RetrievalClient(url) as client:
+        assert client.search(["Tarsh"], topk=1)[0][0].id == "tarsh"
