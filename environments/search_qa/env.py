@@ -59,6 +59,8 @@ from agentgym.environments.search_qa.protocol import (
     format_information,
     invalid_observation,
     parse_action,
+    printable,
+    verdict_observation,
 )
 from agentgym.tools.retrieval import BM25Retriever, RetrievalClient, Retriever, load_index
 
@@ -129,6 +131,10 @@ class SearchQAEnv(TextEnv):
             self.kb = generate_knowledge_base(KBConfig(**(knowledge_base or {})))
             self.tasks = self.kb.tasks
         else:
+            if knowledge_base:  # it would be ignored, and the run would not be what was asked
+                raise AgentGymError(
+                    "knowledge_base= configures the generated world, which qa_files= replaces: pass one of them"
+                )
             if retriever is None and corpus is None:
                 raise AgentGymError("qa_files= need documents to search: pass corpus= (JSONL) or retriever=")
             files = {"test": qa_files} if isinstance(qa_files, str | os.PathLike) else dict(qa_files)
@@ -160,6 +166,7 @@ class SearchQAEnv(TextEnv):
         self.task_id = 0
         self._task = self.tasks[self.split][0]
         self._retrieved: dict[str, str] = {}
+        self._searched = False  # the oracle's cue on QA files: a search may retrieve nothing
         self._done = False
         self._reset_called = False  # task 0 above only gives render() something to show
 
@@ -186,6 +193,7 @@ class SearchQAEnv(TextEnv):
             task_id = int(self.np_random.integers(len(tasks)))
         self.split, self.task_id, self._task = split, task_id, tasks[task_id]
         self._retrieved = {}
+        self._searched = False
         self._done = False
         self._reset_called = True
         return self._observe(f"Question: {self._task.question}"), self._info()
@@ -226,28 +234,33 @@ class SearchQAEnv(TextEnv):
             hits = self.retriever.search([parsed.content], self.topk)[0]
             for hit in hits:
                 self._retrieved.setdefault(hit.id, hit.contents)
+            self._searched = True
             return self._observe(format_information(hits)), 0.0, False, False, self._info(action_valid=True)
         em = exact_match(parsed.content, self._task.answers)
         f1 = f1_score(parsed.content, self._task.answers)
         self._done = True
         info = self._info(action_valid=True, answer=parsed.content, em=em, f1=f1, won=em == 1.0, score=f1)
         reward = em if self.reward_kind == "em" else f1
-        verdict = "correct" if em == 1.0 else "incorrect"
-        return self._observe(f"Answer {parsed.content!r} is {verdict}."), reward, True, False, info
+        return self._observe(verdict_observation(parsed.content, em == 1.0)), reward, True, False, info
 
     def expert_action(self) -> str:
         """Embedded tasks: follow the question's chain through the documents actually retrieved.
 
         Tasks from QA files have no chain: the expert searches the question once, then answers
-        the first gold answer (an oracle, for demonstrations of the protocol).
+        the first gold answer (an oracle, for demonstrations of the protocol). "Once" counts the
+        search, not what it found: a question that matches no document is not searched again.
         """
         if not self._reset_called:
             raise ResetNeeded("search-qa: call reset() before expert_action()")
         if self._task.start is not None and self.kb is not None:
             return read_chain(self.kb, self._task, self._retrieved)
-        if not self._retrieved:
+        if not self._searched:
             return f"<search>{self._task.question}</search>"
         return f"<answer>{self._task.answers[0]}</answer>"
+
+    def _observe(self, observation: str) -> str:
+        """Questions, documents and answers come from user data: keep them inside ``observation_space``."""
+        return super()._observe(printable(observation))
 
     def render(self) -> str:
         return f"Question: {self._task.question}\n\n{self._last_observation}"

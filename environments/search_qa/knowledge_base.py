@@ -335,13 +335,13 @@ def _questions(config: KBConfig, entities: list[Entity], rng: np.random.Generato
 
 
 def _check_sizes(config: KBConfig) -> None:
-    """A ValueError naming the first size that cannot make a world (the generator needs them all)."""
-    # Two people at least: a mentor is never oneself.
-    minimums = {"countries": 1, "cities": 1, "organisations": 1, "given_names": 1, "people": 2}
+    """A ValueError naming the first option that cannot make a world (the generator needs them all)."""
+    # Two people at least: a mentor is never oneself. The seed goes to numpy, whose own error names no option.
+    minimums = {"seed": 0, "countries": 1, "cities": 1, "organisations": 1, "given_names": 1, "people": 2}
     minimums |= {"train_questions": 0, "test_questions": 0}
     for name, least in minimums.items():
         value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
             raise ValueError(
                 f"knowledge base: {name}={value!r} is not allowed: it must be an integer, at least {least}"
             )
@@ -373,5 +373,7 @@ def _cached(config: KBConfig) -> KnowledgeBase:
 
 def generate_knowledge_base(config: KBConfig | None = None) -> KnowledgeBase:
     """:func:`build_knowledge_base`, once per process and config (environments share the result)."""
+    config = config or KBConfig()
+    _check_sizes(config)  # before the cache hashes the config, which an unhashable value would break
     with _lock:
-        return _cached(config or KBConfig())
+        return _cached(config)

@@ -7,15 +7,21 @@ A completion without such a block, or with an empty one, is an invalid action.
 
 Retrieved documents are shown as Search-R1 shows them, one per line:
 ``Doc 1(Title: <first line of contents>) <rest of contents>``, wrapped in ``<information>...</information>``.
+
+Observations stay inside the environment's ``Text`` space (:func:`printable`): characters outside
+:func:`agentgym.core.text_charset` become spaces, and the verdict quotes at most
+:data:`ANSWER_ECHO` characters of the answer.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from agentgym.core import text_charset
 from agentgym.tools.retrieval import Hit
 
 INSTRUCTIONS = """\
@@ -26,6 +32,10 @@ When you know the answer, write it inside <answer> and </answer> without explana
 Write one <search> or one <answer> per turn: only the first of them counts."""
 
 _ACTION = re.compile(r"<(search|answer)>(.*?)</\1>", re.DOTALL)
+_NOT_ASCII_TEXT = re.compile(r"[^\t\n\x20-\x7e]")
+#: Characters of the answer quoted back in the verdict: an answer may be as long as the action space
+#: allows, and quoting all of it would overflow the observation space.
+ANSWER_ECHO = 200
 
 
 @dataclass(frozen=True)
@@ -62,3 +72,27 @@ def invalid_observation(error: str) -> str:
         f"Invalid action: {error}. To search, put the query between <search> and </search>; "
         "to give the final answer, put it between <answer> and </answer>."
     )
+
+
+def verdict_observation(answer: str, correct: bool) -> str:
+    quoted = answer if len(answer) <= ANSWER_ECHO else answer[:ANSWER_ECHO] + "..."
+    return f"Answer {quoted!r} is {'correct' if correct else 'incorrect'}."
+
+
+@functools.cache
+def _charset() -> frozenset[str]:
+    return frozenset(text_charset())
+
+
+def printable(text: str) -> str:
+    """``text`` with characters outside the observation space's charset replaced by spaces.
+
+    The charset is the Basic Multilingual Plane's printable characters plus newline and tab; real
+    corpora and questions also hold no-break spaces, soft hyphens, carriage returns and characters
+    beyond that plane (mathematical letters, emoji), which would put an observation outside
+    ``observation_space``. A space keeps the words around them apart (as WebShop does with pages).
+    """
+    if not _NOT_ASCII_TEXT.search(text):
+        return text
+    allowed = _charset()
+    return "".join(char if char in allowed else " " for char in text)

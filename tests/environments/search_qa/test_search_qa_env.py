@@ -255,6 +255,46 @@ def test_the_env_runs_on_search_r1_data(search_r1_files):
     assert reward == 1.0 and "task_type" not in info and info["anchor"] == ("1",)
 
 
+def test_observations_stay_inside_the_observation_space(tmp_path):
+    # Real corpora and questions carry no-break spaces and characters beyond the BMP (math letters,
+    # emoji), and an answer is echoed back: none may leave the declared Text space.
+    (tmp_path / "corpus.jsonl").write_text(
+        json.dumps({"id": "0", "contents": "Nile\nThe Nile\u00a0is a river in Africa \U0001d465."}) + "\n"
+    )
+    (tmp_path / "qa.jsonl").write_text(
+        json.dumps({"question": "where is the\u00a0nile \U0001f30d?", "golden_answers": ["Africa"]}) + "\n"
+    )
+    env = agentgym.make(
+        "search-qa", qa_files=str(tmp_path / "qa.jsonl"), corpus=str(tmp_path / "corpus.jsonl")
+    )
+    space = env.observation_space
+    question = env.reset(options={"task_id": 0})[0]
+    documents = env.step("<search>nile</search>")[0]
+    verdict = env.step("<answer>Africa \U0001f642</answer>")[0]
+    env.reset(options={"task_id": 0})
+    long_answer = "x" * (space.max_length - 20)
+    long_verdict, reward, terminated, _, info = env.step(f"<answer>{long_answer}</answer>")
+    shown = {"question": question, "documents": documents, "verdict": verdict, "long verdict": long_verdict}
+    assert [name for name, text in shown.items() if text not in space] == []
+    assert question == "Question: where is the nile  ?" and "The Nile is a river in Africa" in documents
+    assert terminated and reward == 0.0 and info["answer"] == long_answer  # info keeps the whole answer
+
+
+def test_the_oracle_answers_after_a_search_that_finds_nothing(search_r1_files):
+    # No document shares a term with this question: the oracle must still answer on its next turn.
+    (search_r1_files / "unmatched.jsonl").write_text(
+        json.dumps({"question": "who wrote hamlet?", "golden_answers": ["Shakespeare"]}) + "\n"
+    )
+    env = agentgym.make(
+        "search-qa",
+        qa_files=str(search_r1_files / "unmatched.jsonl"),
+        corpus=str(search_r1_files / "corpus.jsonl"),
+    )
+    actions, reward, info = play_expert(env, 0)
+    assert actions == ["<search>who wrote hamlet?</search>", "<answer>Shakespeare</answer>"]
+    assert reward == 1.0 and info["won"]
+
+
 def test_a_single_qa_file_may_be_a_path(search_r1_files):
     env = SearchQAEnv(qa_files=search_r1_files / "test.jsonl", corpus=str(search_r1_files / "corpus.jsonl"))
     assert env.splits == ("test",)
@@ -264,6 +304,16 @@ def test_a_single_qa_file_may_be_a_path(search_r1_files):
 def test_qa_files_without_a_split_are_refused(search_r1_files):
     with pytest.raises(AgentGymError, match="qa_files names no file"):
         SearchQAEnv(qa_files={}, corpus=str(search_r1_files / "corpus.jsonl"))
+
+
+def test_a_generated_world_option_beside_your_own_questions_is_refused(search_r1_files):
+    # qa_files= replaces the generated world: its options would otherwise be ignored without a word.
+    with pytest.raises(AgentGymError, match=r"knowledge_base= .*generated world.* qa_files="):
+        SearchQAEnv(
+            qa_files=search_r1_files / "test.jsonl",
+            corpus=str(search_r1_files / "corpus.jsonl"),
+            knowledge_base={"seed": 1},
+        )
 
 
 @pytest.mark.parametrize(

@@ -96,11 +96,19 @@ def test_a_world_too_small_for_its_questions_says_so():
         ({"people": 1}, "people=1 .* at least 2"),
         ({"organisations": 0}, "organisations=0 .* at least 1"),
         ({"given_names": 0}, "given_names=0 .* at least 1"),
+        ({"seed": -1}, "seed=-1 .* at least 0"),  # numpy's own message named no option
+        ({"seed": "1"}, "seed='1' .* must be an integer"),
     ],
 )
 def test_a_world_with_impossible_sizes_says_which(sizes, message):
     with pytest.raises(ValueError, match=message):
         build_knowledge_base(KBConfig(**sizes))
+
+
+def test_the_cached_world_checks_its_options_before_caching_them():
+    # The cache hashes the config: a list used to fail there with "unhashable type: 'list'".
+    with pytest.raises(ValueError, match=r"people=\[3\] is not allowed"):
+        generate_knowledge_base(KBConfig(people=[3]))
 
 
 def test_split_files_use_search_r1_formats(kb, tmp_path):
