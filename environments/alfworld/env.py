@@ -278,7 +278,8 @@ class ALFWorldEnv(TextEnv):
             "split": self.split,
             "task_type": self.task_type,
             "anchor": self._anchor(),
-            "available_actions": list(self._game["admissible_commands"]),
+            # After the win no command is accepted (see step), so none is offered.
+            "available_actions": [] if self._game["won"] else list(self._game["admissible_commands"]),
             **extra,
         }
 

@@ -184,10 +184,16 @@ def test_after_a_win_the_episode_takes_no_more_commands(make_env):
     # A policy that keeps acting after the win must not collect the win's reward again.
     env = make_env()
     play(env, ["go to shelf 4", "take remotecontrol 1 from shelf 4", "go to drawer 1", "open drawer 1"])
-    assert env.step("move remotecontrol 1 to drawer 1")[4]["won"]
+    info = env.step("move remotecontrol 1 to drawer 1")[4]
+    assert info["won"] and info["available_actions"] == []  # none is accepted any more
     for command in ["take remotecontrol 1 from drawer 1", "move remotecontrol 1 to drawer 1"]:
         _, reward, _, _, info = env.step(command)
-        assert (reward, info["action_valid"], info["won"]) == (0.0, False, True)
+        assert (reward, info["action_valid"], info["won"], info["available_actions"]) == (
+            0.0,
+            False,
+            True,
+            [],
+        )
         assert "call reset()" in info["error"]
 
 
