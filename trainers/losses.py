@@ -46,7 +46,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentgym.core import AgentGymError
-from agentgym.trainers.estimators.common import Layout, episode_returns, group_stats
+from agentgym.trainers.estimators.common import Layout, episode_returns
 from agentgym.trajectory import StepBatch
 
 AggMode = Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"]
@@ -205,13 +205,27 @@ def policy_loss(
     return loss, metrics
 
 
+_EQUAL_RETURNS_RTOL = 1e-9  # ≫ the n·2⁻⁵³ relative error of a sum of n rewards, ≪ any real difference
+
+
 def dynamic_sampling_mask(steps: StepBatch) -> np.ndarray:
     """(rows,) True for the rows of task groups whose episode returns R(τ) = Σ_t r_t are not all equal.
 
-    A group of one trajectory counts as all equal. Keep the informative rows with ``steps.select(mask)``.
+    Equal means equal up to the rounding of the sums: returns are kept apart only by more than
+    ``1e-9 · max Σ_t |r_t|`` over the group (0.1 + 0.2 and 0.3 are equal; 1e-12 and 2e-12 are not), as
+    the same rewards summed in another order can differ in the last bits, and such a group's advantages
+    are ~1e-11, not a signal. A group of one trajectory counts as all equal. Keep the informative rows
+    with ``steps.select(mask)``.
     """
     if len(steps) == 0:
         return np.zeros(0, dtype=bool)
     layout = Layout.of(steps)
-    _, std, _ = group_stats(episode_returns(steps.reward, layout), layout.traj_group, ddof=0)
-    return (std > 0)[layout.traj]  # exact: equal returns give a std of exactly 0
+    R = episode_returns(steps.reward, layout)  # (trajs,)
+    scale = episode_returns(np.abs(steps.reward), layout)  # Σ_t |r_t| bounds the rounding error of R
+    groups = int(layout.traj_group.max()) + 1
+    high, low, magnitude = np.full(groups, -np.inf), np.full(groups, np.inf), np.zeros(groups)
+    np.maximum.at(high, layout.traj_group, R)
+    np.minimum.at(low, layout.traj_group, R)
+    np.maximum.at(magnitude, layout.traj_group, scale)
+    informative = high - low > _EQUAL_RETURNS_RTOL * magnitude
+    return informative[layout.traj_group][layout.traj]

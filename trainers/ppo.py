@@ -3,7 +3,9 @@ micro-batches under a token budget whose gradients add up to the mini-batch's lo
 
 Each micro-batch's loss (aggregated inside it by ``loss_agg_mode``) is weighted by its share of the
 mini-batch (tokens for ``token-mean``, rows otherwise), so the sum of micro-batch gradients is the
-gradient of the mini-batch loss however the rows were split.
+gradient of the mini-batch loss however the rows were split. The metrics add up the same way (the
+token means ``clipfrac``, ``clipfrac_lower`` and ``approx_kl`` by tokens): each optimizer step reports
+its mini-batch's values, whatever the token budget.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from agentgym.trainers.config import PPOSettings
 from agentgym.trainers.data import TurnRows, current_log_probs, micro_batches, response_log_probs
 from agentgym.trainers.losses import policy_loss
 
+_TOKEN_MEANS = ("clipfrac", "clipfrac_lower", "approx_kl")  # masked token means, whatever loss_agg_mode
+
 
 def ppo_update(
     model: torch.nn.Module,
@@ -35,7 +39,8 @@ def ppo_update(
     rng: np.random.Generator,
     reference: Callable[[], AbstractContextManager[torch.nn.Module]] | None = None,
 ) -> dict[str, float]:
-    """Updates ``model`` in place; returns mean metrics over micro-batches.
+    """Updates ``model`` in place; returns each mini-batch's metrics (see the module docstring)
+    averaged over optimizer steps, and the mean gradient norm before clipping.
 
     ``reference()`` enters a context yielding the frozen reference model (needed, and an error when
     missing, if the KL coefficient is positive). Old log-probs come from the rollout when ``rows`` has
@@ -62,6 +67,7 @@ def ppo_update(
             if len(mini_batch) == 0:
                 continue
             tokens = sum(len(rows.response_ids[i]) for i in mini_batch)
+            step: dict[str, float] = defaultdict(float)
             optimizer.zero_grad(set_to_none=True)
             for micro in micro_batches([lengths[i] for i in mini_batch], settings.micro_batch_tokens):
                 indices = [int(mini_batch[i]) for i in micro]
@@ -79,13 +85,15 @@ def ppo_update(
                 loss, metrics = policy_loss(
                     log_probs, old, A, batch.response_mask, config, ref_log_probs=ref, entropy=entropy
                 )
-                if config.loss_agg_mode == "token-mean":
-                    weight = float(batch.response_mask.sum()) / max(tokens, 1)
-                else:
-                    weight = len(indices) / len(mini_batch)
+                token_share = float(batch.response_mask.sum()) / max(tokens, 1)
+                weight = (
+                    token_share if config.loss_agg_mode == "token-mean" else len(indices) / len(mini_batch)
+                )
                 (loss * weight).backward()
                 for name, value in metrics.items():
-                    totals[name].append(float(value))
+                    step[name] += float(value) * (token_share if name in _TOKEN_MEANS else weight)
+            for name, value in step.items():
+                totals[name].append(value)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             totals["grad_norm"].append(float(grad_norm))
             optimizer.step()

@@ -164,3 +164,20 @@ def test_dynamic_sampling_keeps_groups_whose_returns_differ():
     mask = dynamic_sampling_mask(steps)
     np.testing.assert_array_equal(mask, [True, False, True, False, False, False])
     assert list(steps.select(mask).group) == ["a", "a"]
+
+
+def test_dynamic_sampling_takes_returns_equal_up_to_rounding_as_equal():
+    # "a": 0.1 + 0.2 = 0.30000000000000004 against 0.3, and "b": 0.1 + 0.2 + 0.3 = 0.6000000000000001
+    # against 0.3 + 0.2 + 0.1 = 0.6: equal returns, summed in another order; they get advantages of
+    # ~1e-11 and only dilute the token mean, so they go. "c": 1e-12 against 2e-12 is a real difference.
+    records = [
+        {"group": "a", "traj": 0, "t": 0, "reward": 0.1},
+        {"group": "a", "traj": 0, "t": 1, "reward": 0.2},
+        {"group": "a", "traj": 1, "t": 0, "reward": 0.3},
+        *({"group": "b", "traj": 0, "t": t, "reward": r} for t, r in enumerate([0.1, 0.2, 0.3])),
+        *({"group": "b", "traj": 1, "t": t, "reward": r} for t, r in enumerate([0.3, 0.2, 0.1])),
+        {"group": "c", "traj": 0, "t": 0, "reward": 1e-12},
+        {"group": "c", "traj": 1, "t": 0, "reward": 2e-12},
+    ]
+    mask = dynamic_sampling_mask(StepBatch.from_records(records))
+    np.testing.assert_array_equal(mask, [False] * 9 + [True, True])

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from agentgym.trainers.config import PPOSettings
-from agentgym.trainers.data import TurnRows, response_log_probs
+from agentgym.trainers.data import TurnRows, current_log_probs, response_log_probs
 from agentgym.trainers.losses import PolicyLossConfig
 from agentgym.trainers.models import load_model
 from agentgym.trainers.ppo import ppo_update
@@ -90,3 +90,40 @@ def test_a_positive_kl_coefficient_without_a_reference_model_is_an_error(tiny_mo
             model, torch.optim.SGD(model.parameters(), lr=0.0), rows, np.array([1.0]), settings,
             temperature=1.0, pad_id=0, grad_clip=1.0, rng=np.random.default_rng(0),
         )  # fmt: skip
+
+
+# Per-token ratios r = π_θ / π_old set through the old log-probs, and the token losses they give:
+#   row 0, A = +1:  r 1.5 -> -1.2 (clipped), r 1 -> -1
+#   row 1, A = -1:  r 0.5 -> 0.8 (clipped), r 1 -> 1, r 4 -> 3 (dual clip)
+#   row 2, A = +2:  r 1 -> -2
+# clipfrac 2/6, clipfrac_lower 1/6, approx_kl = Σ (r - 1 - log r) / 6 over the 6 tokens, and pg_loss
+#   token-mean            (-2.2 + 4.8 - 2) / 6             = 0.1
+#   seq-mean-token-mean   (-2.2 / 2 + 4.8 / 3 - 2 / 1) / 3 = -0.5
+#   seq-mean-token-sum    (-2.2 + 4.8 - 2) / 3             = 0.2
+# whether the rows share one micro-batch or each has its own (a plain mean of the three micro-batches'
+# values would give e.g. clipfrac (1/2 + 1/3 + 0) / 3 = 5/18 and a token-mean pg_loss of -0.4).
+@pytest.mark.parametrize("budget", [10_000, 5])
+@pytest.mark.parametrize(
+    ("agg", "pg_loss"), [("token-mean", 0.1), ("seq-mean-token-mean", -0.5), ("seq-mean-token-sum", 0.2)]
+)
+def test_metrics_are_the_mini_batch_s_however_it_is_split(tiny_model_dir, budget, agg, pg_loss):
+    model, _ = load_model(str(tiny_model_dir), device="cpu")
+    rows = TurnRows([[5, 6, 7], [8, 9], [10, 11, 12, 13]], [[20, 21], [30, 31, 32], [40]])
+    ratios = [[1.5, 1.0], [0.5, 1.0, 4.0], [1.0]]
+    current = current_log_probs(model, rows, 1.0, 0, 10_000)
+    rows.old_log_probs = [
+        [c - np.log(r) for c, r in zip(cs, rs, strict=True)] for cs, rs in zip(current, ratios, strict=True)
+    ]
+    settings = PPOSettings(
+        micro_batch_tokens=budget, loss=PolicyLossConfig(kl_coef=0, entropy_coef=0, loss_agg_mode=agg)
+    )
+    metrics = ppo_update(
+        model, torch.optim.SGD(model.parameters(), lr=0.0), rows, np.array([1.0, -1.0, 2.0]), settings,
+        temperature=1.0, pad_id=0, grad_clip=1e9, rng=np.random.default_rng(0),
+    )  # fmt: skip
+    flat = [r for rs in ratios for r in rs]
+    assert metrics["clipfrac"] == pytest.approx(2 / 6, abs=1e-6)
+    assert metrics["clipfrac_lower"] == pytest.approx(1 / 6, abs=1e-6)
+    assert metrics["approx_kl"] == pytest.approx(sum(r - 1 - np.log(r) for r in flat) / 6, abs=1e-5)
+    assert metrics["pg_loss"] == pytest.approx(pg_loss, abs=1e-5)
+    assert metrics["loss"] == pytest.approx(pg_loss, abs=1e-5)
