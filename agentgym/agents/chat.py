@@ -249,8 +249,13 @@ class ChatAgent:
         return parsed if item is None else replace(parsed, action=item)
 
     def format(self, action: str, thought: str = "") -> str:
-        """The completion a model would write to take ``action`` (scripted policies, SFT targets)."""
-        return format_action(self._written(action), self.action_format, thought)
+        """The completion a model would write to take ``action`` (scripted policies, SFT targets);
+        under ``require_think`` it has a think block, empty when no ``thought`` is given."""
+        completion = format_action(self._written(action), self.action_format, thought)
+        if self.config.require_think and self.action_format == "tags" and not thought:
+            # an empty thought still passes require_think, so SFT on these targets is not all invalid
+            completion = "<think></think>" + completion
+        return completion
 
     def _observe(self, observation: str, info: dict[str, Any]) -> None:
         self.observation, self.info = observation, info

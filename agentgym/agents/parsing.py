@@ -67,7 +67,8 @@ def _parse_tool_call(text: str) -> ParsedAction:
         name, arguments = call["name"], call.get("arguments", {})
         if not isinstance(name, str) or not isinstance(arguments, dict):
             raise TypeError("name must be a string and arguments an object")
-    except (ValueError, KeyError, TypeError) as error:
+    # RecursionError: JSON nested past the parser's depth (a sampler stuck repeating "[")
+    except (ValueError, KeyError, TypeError, RecursionError) as error:
         return ParsedAction("", False, f"malformed tool call: {error}")
     return ParsedAction(json.dumps({"name": name, "arguments": arguments}, sort_keys=True), True)
 

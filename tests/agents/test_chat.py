@@ -98,6 +98,16 @@ def test_constrained_actions_exclude_a_required_think_block():
         AgentConfig(constrain_actions=True, require_think=True)
 
 
+def test_a_completion_written_for_an_action_passes_a_required_think_block():
+    # Expert demonstrations (SFT targets) are written with format(): a model trained on them must
+    # write what the agent then accepts.
+    agent = ChatAgent(AgentConfig(require_think=True), action_format="tags")
+    for thought in ("", "the key first"):
+        parsed = agent.parse(agent.format("take key", thought))
+        assert parsed.valid and parsed.action == "take key" and parsed.thought == thought
+    assert ChatAgent(AgentConfig()).format("take key") == "<action>take key</action>"
+
+
 def test_copying_a_span_offers_every_run_of_consecutive_task_words_without_closing_punctuation():
     info = {"task": "red lamp, cheap.", "available_actions": ["click[back]", "search[<query>]"]}
     agent = ChatAgent(AgentConfig(constrain_actions=True, copy_free_text="span"), action_format="raw")

@@ -43,6 +43,13 @@ def test_tool_call_format_canonicalises_json():
     assert not parse_action('<tool_call>{"name": 3}</tool_call>', "tool_call").valid
 
 
+def test_a_tool_call_nested_past_the_json_parsers_depth_is_invalid_not_a_crash():
+    # A degenerate sampler repeating "[" or '{"a":' reaches the JSON parser's recursion limit.
+    for text in ("[" * 5000, '{"name": "a", "arguments": ' + '{"a": ' * 5000 + "1" + "}" * 5001):
+        parsed = parse_action(f"<tool_call>{text}</tool_call>", "tool_call")
+        assert not parsed.valid and "malformed tool call" in parsed.error
+
+
 @pytest.mark.parametrize("fmt", ["tags", "raw", "tool_call"])
 def test_format_then_parse_round_trips(fmt):
     action = '{"arguments": {}, "name": "submit"}' if fmt == "tool_call" else "click[Next >]"
