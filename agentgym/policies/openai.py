@@ -7,8 +7,9 @@ Example::
 
 Requests of one batch run concurrently; each has a timeout and is retried with exponential backoff
 on connection errors, 429 and 5xx answers (waiting at least what a ``Retry-After`` header asks, up
-to a minute). A seeded batch sends its i-th prompt the seed ``seed + i``, so that repeated prompts
-(a group's members) are not all sampled alike. The API key comes from ``api_key`` or
+to a minute). A seeded batch sends its i-th prompt a seed drawn from ``(seed, i)``, so that
+repeated prompts (a group's members) are not all sampled alike, nor prompts of batches whose seeds
+are consecutive (the rollout engine's turns). The API key comes from ``api_key`` or
 ``OPENAI_API_KEY``.
 
 Completions carry text only: the API names tokens by their text, which does not map back to token
@@ -24,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import numpy as np
 
 from agentgym.core import AgentGymError
 from agentgym.policies.base import Completion, Message, SamplingParams
@@ -70,7 +72,8 @@ class OpenAIPolicy:
         if sampling.seed is not None:
             # One seed per prompt of the batch: the server seeds each request alone, and one seed
             # for all would make the samples of a repeated prompt (a group, pass@k) all the same.
-            body["seed"] = sampling.seed + index
+            # Drawn rather than seed + index, which batch seed + 1 would repeat one prompt later.
+            body["seed"] = int(np.random.SeedSequence([sampling.seed % 2**64, index]).generate_state(1)[0])
         if sampling.top_k is not None:
             body["top_k"] = sampling.top_k  # an extension that vLLM and SGLang accept
         answer = self._post("/chat/completions", body)

@@ -108,7 +108,7 @@ def test_batch_in_order_with_sampling_fields_and_key(server_factory, monkeypatch
         and server.requests[0]["auth"] == "Bearer sk-test"
     )
     assert body["model"] == "my-model" and body["temperature"] == 0.3 and body["max_tokens"] == 7
-    assert body["stop"] == ["</action>"] and {r["body"]["seed"] for r in server.requests} == {1, 2, 3}
+    assert body["stop"] == ["</action>"] and len({r["body"]["seed"] for r in server.requests}) == 3
 
 
 @pytest.mark.parametrize(
@@ -154,6 +154,21 @@ def test_a_seeded_batch_gives_each_prompt_its_own_seed_and_repeats_them(server_f
     server.requests.clear()
     policy.generate(group, sampling)
     assert len(set(first)) == 4 and sorted(r["body"]["seed"] for r in server.requests) == first
+
+
+def test_the_seeds_of_consecutive_batch_seeds_do_not_overlap(server_factory):
+    """The rollout engine seeds turn t with seed + t: were prompt i sent seed + i, prompt i + 1 of
+    turn t - 1 and prompt i of turn t would sample alike (a group's members in different waves)."""
+    server = server_factory()
+    policy = OpenAIPolicy(server.url, "m")
+    sent = []
+    for turn_seed in (7, 8):
+        server.requests.clear()
+        policy.generate(
+            [[{"role": "user", "content": "x"}]] * 4, SamplingParams(temperature=1.0, seed=turn_seed)
+        )
+        sent.append({request["body"]["seed"] for request in server.requests})
+    assert len(sent[0]) == len(sent[1]) == 4 and not sent[0] & sent[1]
 
 
 def test_retries_busy_answers_then_succeeds(server_factory):
