@@ -15,10 +15,13 @@ For a goal with attributes ``A``, options ``O`` and price ceiling ``price_upper`
 - ``r_price``: ``price <= price_upper`` (1 or 0).
 - ``r_type``: the product-type agreement of :func:`type_reward` (1.0, 0.5, 0.1 or 0.0).
 
-``fuzzy_match(x, y)`` is ``token_set_ratio(x, y) > 85`` with the preprocessing of thefuzz
-(``str()``, code points 128-255 dropped, non-word characters to spaces, lower case), scored by
-rapidfuzz and rounded to an integer, which equals thefuzz >= 0.20 (and 0.19 with
-python-Levenshtein) on every input.
+``fuzzy_match(x, y)`` is ``token_set_ratio(x, y) > 85`` as the original's pinned thefuzz 0.19.0
+computes it without python-Levenshtein (which its requirements do not install): the preprocessing
+(``str()``, code points 128-255 dropped, non-word characters to spaces, lower case), then
+difflib's ``SequenceMatcher`` ratio, rounded. That can score below the indel similarity of
+python-Levenshtein, rapidfuzz and thefuzz >= 0.20 (``coconut`` / ``ccopnut``: 71, not 86), and
+depends on the argument order, which follows the original (product or chosen value first, goal
+second).
 
 The title score of the type reward counts shared nouns of the two product names. The original
 tags them with spaCy (``NOUN``/``PROPN``); agentgym uses :func:`title_nouns`, a deterministic
@@ -30,10 +33,10 @@ common title adjectives. It agrees with spaCy on the nouns that product names ar
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
-
-from rapidfuzz import fuzz
 
 from agentgym.environments.webshop.data import Goal, Product
 
@@ -85,12 +88,29 @@ def _thefuzz_process(value: object) -> str:
     return _NON_WORD.sub(" ", text).lower().strip()
 
 
-def fuzzy_score(x: object, y: object) -> int:
-    """thefuzz's ``token_set_ratio(x, y)``: 0-100, 100 when one token set contains the other."""
-    a, b = _thefuzz_process(x), _thefuzz_process(y)
+def _ratio(a: str, b: str) -> int:
+    """thefuzz 0.19's ``ratio`` without python-Levenshtein: difflib's similarity, rounded."""
+    if a == b:
+        return 100
     if not a or not b:
         return 0
-    return round(fuzz.token_set_ratio(a, b, processor=None))
+    return round(100 * difflib.SequenceMatcher(None, a, b).ratio())
+
+
+def fuzzy_score(x: object, y: object) -> int:
+    """thefuzz 0.19's ``token_set_ratio(x, y)``: 0-100, 100 when one token set contains the other."""
+    return _token_set_ratio(_thefuzz_process(x), _thefuzz_process(y))
+
+
+@functools.lru_cache(maxsize=65536)  # difflib is slow, and rewards and the expert repeat their pairs
+def _token_set_ratio(a: str, b: str) -> int:
+    if not a or not b:
+        return 0
+    tokens_a, tokens_b = set(a.split()), set(b.split())
+    common = " ".join(sorted(tokens_a & tokens_b))
+    with_a = f"{common} {' '.join(sorted(tokens_a - tokens_b))}".strip()
+    with_b = f"{common} {' '.join(sorted(tokens_b - tokens_a))}".strip()
+    return max(_ratio(common, with_a), _ratio(common, with_b), _ratio(with_a, with_b))
 
 
 def fuzzy_match(x: object, y: object) -> bool:

@@ -56,13 +56,18 @@ def make_goal(**fields) -> Goal:
         # tokens {4, ounce} / {8, ounce}: ratio("ounce 4", "ounce 8") = (14 - 2) / 14 = 85.7 -> 86
         ("4 ounce", "8 ounce", 86),
         # common "fl of oz pack" (13 chars); SA = "fl of oz pack 1 4 8" (19), SB = "fl of oz pack 16 2 9" (20);
-        # their indel distance is 5, so (39 - 5) / 39 = 87.2 -> 87
+        # difflib matches "fl of oz pack 1" (15), then " " and " " (1 + 1): 2 x 17 / 39 = 87.2 -> 87
         ("8.4 fl oz (pack of 1)", "16.9 fl oz (pack of 2)", 87),
         ("powder snow", "cool powder snow", 100),  # one token set contains the other
         ("Sulfate-Free", "sulfate free", 100),  # punctuation and case are dropped
         ("café", "caf", 100),  # thefuzz deletes code points 128-255 (é is 233)
         # S = "hair", SA = "hair dry" (8), SB = "hair smooth" (11): max(8/12, 10/19, ...) = 66.7 -> 67
         ("dry hair", "smooth hair", 67),
+        # The pinned original (thefuzz 0.19.0 without python-Levenshtein) scores with difflib's
+        # SequenceMatcher, which takes the longest block first: "nut" (3), then "co" (2) in "coco" vs
+        # "ccop": 2 x 5 / 14 = 71.4 -> 71, no match. The indel (LCS) similarity would find "ccnut"
+        # plus "o" (6): 12 / 14 = 85.7 -> 86, a match.
+        ("coconut", "ccopnut", 71),
         ("", "anything", 0),
         ("!!!", "anything", 0),  # nothing left after preprocessing
     ],
@@ -77,6 +82,29 @@ def test_fuzzy_match_is_strictly_above_85():
     # "ounce 12" vs "ounce 8": ratio("ounce", "ounce 8") = 10/12 = 83.3; ratio("ounce 12", "ounce 8") = 12/15 = 80
     assert fuzzy_score("12 ounce", "8 ounce") == 83
     assert not fuzzy_match("12 ounce", "8 ounce")
+
+
+def test_fuzzy_score_keeps_the_original_argument_order():
+    # difflib is not symmetric. ("regular", "regurlr"): "regu" (4), then in "lar" vs "rlr" the block
+    # earliest in the first string, "l" (1), then "r" (1): 2 x 6 / 14 = 85.7 -> 86, a match.
+    assert fuzzy_score("regular", "regurlr") == 86
+    # ("regurlr", "regular"): "regu" (4), then in "rlr" vs "lar" the earliest block is "r" (the last
+    # "r" of "lar"), leaving nothing on its right: 2 x 5 / 14 = 71.4 -> 71, no match.
+    assert fuzzy_score("regurlr", "regular") == 71
+    # The reward passes the product's attribute first and the goal's second, as the original:
+    product = make_product(title="Thistlebrook Shampoo", attributes=("regular",))
+    assert attribute_matches(["regurlr"], product) == 1  # token_set_ratio("regular", "regurlr") = 86
+    product = make_product(title="Thistlebrook Shampoo", attributes=("regurlr",))
+    assert attribute_matches(["regular"], product) == 0  # token_set_ratio("regurlr", "regular") = 71
+
+
+def test_an_attribute_scored_71_by_the_original_is_not_matched():
+    product = make_product(title="Thistlebrook Shampoo", attributes=("coconut", "dry hair"))
+    goal = make_goal(attributes=("ccopnut", "dry hair"))
+    # "ccopnut" vs "coconut": 71 (see test_fuzzy_score), and no substring of the title, bullets or
+    # description; "dry hair" matches. r_type 1 x (1 attribute + 0 options + price ok) / (2 + 0 + 1) = 2/3
+    result = purchase_reward(goal, product, {})
+    assert (result.n_att, result.reward) == (1, pytest.approx(2 / 3))
 
 
 @pytest.mark.parametrize(
