@@ -13,8 +13,7 @@ Flow (as the original):
   the last hit), then the asins of its 10 products;
 - item page: ``back to search``, ``< prev`` (results page, options cleared), ``description``,
   ``features``, ``reviews`` (``attributes`` with ``show_attributes``), ``buy now``, then the
-  option values (a click selects the value in its group; options are kept on sub-pages; a value
-  spelled like a button replaces that button, as in the original);
+  option values (a click selects the value in its group; options are kept on sub-pages);
 - sub-pages: ``back to search``, ``< prev`` (the item page, options kept).
 """
 
@@ -108,11 +107,11 @@ def render(state: PageState, instruction: str, catalogue: Catalogue, show_attrib
         clickables[sub] = item._replace(subpage=sub)
     parts.append("Buy Now")
     clickables["buy now"] = item._replace(kind="done")
-    # As the original: option values come after the buttons, so a value with a button's text (or one
-    # shared by two groups) is the later one's.
+    buttons = set(clickables)
     for name, values in product.options.items():
         for value in values:
-            clickables[value] = item.with_option(name, value)
+            if value not in buttons:  # a button wins over an option value with the same text
+                clickables[value] = item.with_option(name, value)  # a value shared by groups: the later
     return Page(_join(parts), clickables)
 
 

@@ -262,23 +262,3 @@ def test_a_step_before_any_reset_asks_for_a_reset():
 
     with pytest.raises(ResetNeeded, match="call reset"):
         WebShopEnv(catalogue="small").step("search[lamp]")
-
-
-def test_an_option_value_spelled_like_a_button_is_the_option_as_in_the_original(env):
-    """The original adds option values to the clickables after the buttons, so a value with a
-    button's text replaces the button."""
-    import dataclasses
-
-    from agentgym.environments.webshop.catalogue import Catalogue
-    from agentgym.environments.webshop.pages import PageState, render
-
-    catalogue = env.unwrapped.catalogue
-    tea = catalogue.by_asin["B0FX000003"]
-    styled = dataclasses.replace(tea, options={**tea.options, "style": ("reviews", "plain")})
-    products = [styled if product is tea else product for product in catalogue.products]
-    shop = Catalogue(products, catalogue.goals, catalogue.split_ranges)
-    item = PageState("item", "tea", 1, tea.asin)
-    clickables = render(item, "a tea", shop).clickables
-    assert clickables["reviews"] == item.with_option("style", "reviews")
-    assert clickables["plain"] == item.with_option("style", "plain")
-    assert clickables["features"] == item._replace(subpage="features")
