@@ -110,7 +110,7 @@ def render(state: PageState, instruction: str, catalogue: Catalogue, show_attrib
     buttons = set(clickables)
     for name, values in product.options.items():
         for value in values:
-            if value not in buttons:  # a button wins over an option value with the same text
+            if value not in buttons:  # the original dispatches on the text: the button acts
                 clickables[value] = item.with_option(name, value)  # a value shared by groups: the later
     return Page(_join(parts), clickables)
 

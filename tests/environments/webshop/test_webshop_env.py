@@ -262,3 +262,22 @@ def test_a_step_before_any_reset_asks_for_a_reset():
 
     with pytest.raises(ResetNeeded, match="call reset"):
         WebShopEnv(catalogue="small").step("search[lamp]")
+
+
+def test_an_option_value_spelled_like_a_button_does_what_the_button_does_as_in_the_original(env):
+    """The original dispatches a click on its text (buy now, back to search, < prev, the sub-pages)
+    before it looks at options, so such an option value can never be selected."""
+    import dataclasses
+
+    from agentgym.environments.webshop.catalogue import Catalogue
+    from agentgym.environments.webshop.pages import PageState, render
+
+    catalogue = env.unwrapped.catalogue
+    tea = catalogue.by_asin["B0FX000003"]
+    styled = dataclasses.replace(tea, options={**tea.options, "style": ("reviews", "next >")})
+    products = [styled if product is tea else product for product in catalogue.products]
+    shop = Catalogue(products, catalogue.goals, catalogue.split_ranges)
+    item = PageState("item", "tea", 1, tea.asin)
+    clickables = render(item, "a tea", shop).clickables
+    assert clickables["reviews"] == item._replace(subpage="reviews")
+    assert clickables["next >"] == item.with_option("style", "next >")  # no such button on an item page
