@@ -14,13 +14,14 @@ The checks, each a small function that returns a message on failure:
    engine falls back to the observation) that is hashable; ``task_id`` and ``anchor`` serialise to
    JSON, as traces.jsonl stores them (numpy scalars count as the Python values they hold); a
    ``gold`` is a list of answer strings.
-3. ``tasks``: each split's task ids reset to episodes that report that id and split.
+3. ``tasks``: each split's task ids reset to episodes that report that id and split, with an
+   observation inside ``observation_space``.
 4. ``determinism``: two resets with one seed and task, then the same actions, give the same
-   transitions.
+   transitions, on one instance and on a fresh one (group members run on separate instances).
 5. ``fuzz``: random admissible and malformed actions never raise and keep observations inside
    the space; an action reported as ``action_valid=False`` explains itself in ``info["error"]`` and
    leaves the state (``info["anchor"]``, else the observation) unchanged; anchors stay hashable and
-   serialise to JSON; ended episodes report ``won``.
+   serialise to JSON; a ``score`` lies in [0, 1]; ended episodes report ``won``.
 """
 
 from __future__ import annotations
@@ -142,11 +143,16 @@ def check_tasks(env: gymnasium.Env, seed: int, **_: Any) -> None:
         _require(len(ids) > 0, f"split {split!r} has no task ids")
         _require(len(set(map(str, ids))) == len(ids), f"split {split!r} repeats task ids")
         for task_id in ids[:2] + ids[-1:]:
-            _, info = env.reset(seed=seed, options={"task_id": task_id, "split": split})
+            call = f"reset(options={{'task_id': {task_id!r}, 'split': {split!r}}})"
+            observation, info = env.reset(seed=seed, options={"task_id": task_id, "split": split})
+            # The other checks reset by seed alone, which may never draw this split or task.
+            _require(
+                isinstance(observation, str) and observation in env.observation_space,
+                f"{call} returned an observation outside observation_space",
+            )
             _require(
                 str(info.get("task_id")) == str(task_id) and info.get("split") == split,
-                f"reset(options={{'task_id': {task_id!r}, 'split': {split!r}}}) reported "
-                f"task_id={info.get('task_id')!r}, split={info.get('split')!r}",
+                f"{call} reported task_id={info.get('task_id')!r}, split={info.get('split')!r}",
             )
 
 
@@ -176,15 +182,33 @@ def _transcript(env: gymnasium.Env, seed: int, steps: int) -> list[Any]:
     return record
 
 
-def check_determinism(env: gymnasium.Env, seed: int, **_: Any) -> None:
-    first, second = _transcript(env, seed, 20), _transcript(env, seed, 20)
+def check_determinism(
+    env: gymnasium.Env, seed: int, make_env: Callable[[], gymnasium.Env] | None = None, **_: Any
+) -> None:
+    first = _transcript(env, seed, 20)
+    _require_same(first, _transcript(env, seed, 20), "")
+    if make_env is None:
+        return
+    # The rollout engine runs the members of a group on separate instances: a draw made once per
+    # instance (a layout shuffled in __init__) gives them different episodes, yet one instance agrees
+    # with itself.
+    other = make_env()
+    try:
+        _require_same(first, _transcript(other, seed, 20), " on a fresh instance")
+    finally:
+        other.close()
+
+
+def _require_same(first: list[Any], second: list[Any], where: str) -> None:
     for index, (a, b) in enumerate(zip(first, second, strict=False)):
         _require(
             _equal(a, b),
-            f"the same seed and actions diverged at step {index}: the environment is not deterministic "
-            "(does reset call super().reset(seed=seed) and draw only from self.np_random?)",
+            f"the same seed and actions diverged at step {index}{where}: the environment is not "
+            "deterministic (does reset call super().reset(seed=seed) and draw only from self.np_random?)",
         )
-    _require(len(first) == len(second), "the same seed and actions gave episodes of different lengths")
+    _require(
+        len(first) == len(second), f"the same seed and actions gave episodes of different lengths{where}"
+    )
 
 
 def _equal(a: Any, b: Any) -> bool:
@@ -230,6 +254,12 @@ def check_fuzz(env: gymnasium.Env, seed: int, fuzz_steps: int = 300, **_: Any) -
         if "anchor" in next_info:
             _require(is_hashable(next_info["anchor"]), "info['anchor'] must be hashable")
             _require_json(next_info, "anchor")
+        if "score" in next_info:  # mean_score averages it with other environments' and tasks' scores
+            score = next_info["score"]
+            _require(
+                isinstance(score, int | float | np.number) and 0.0 <= float(score) <= 1.0,
+                f"info['score'] = {score!r} after step({action[:60]!r}): the score is a number in [0, 1]",
+            )
         if terminated or truncated:
             if terminated:
                 _require("won" in next_info, "an episode ended (terminated) without info['won']")
@@ -252,10 +282,14 @@ def check_env(
 ) -> CheckReport:
     """Runs every check on a fresh instance of ``env_id``; never raises for a failing check."""
     report = CheckReport(env_id)
+
+    def make_env() -> gymnasium.Env:
+        return make(env_id, **(env_kwargs or {}))
+
     for name, check in CHECKS.items():
-        env = make(env_id, **(env_kwargs or {}))
+        env = make_env()
         try:
-            check(env, seed=seed, fuzz_steps=fuzz_steps)
+            check(env, seed=seed, fuzz_steps=fuzz_steps, make_env=make_env)
             report.results.append(CheckResult(name, True))
         except CheckFailed as failure:
             report.results.append(CheckResult(name, False, str(failure)))

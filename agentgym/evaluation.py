@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -179,11 +179,18 @@ def evaluate(
             # A group id names its (split, task id, seed) but not the environment: another
             # environment's run in the same directory has the same ones, so both tell this run's tasks.
             wanted = {(engine.env_id, request.group_id) for request in requests}
-            sizes = Counter((t.env_id, t.group) for t in existing)
-            done = {key for key in wanted if sizes[key] >= config.attempts}
+            # A group is complete when its members 0..attempts-1 are there: a killed run with more
+            # attempts may have finished later members first, and those are not what a fresh run reports.
+            members: defaultdict[tuple[str, str], set[int]] = defaultdict(set)
+            for trajectory in existing:
+                members[_key(trajectory)].add(trajectory.traj)
+            done = {key for key in wanted if set(range(config.attempts)) <= members[key]}
             # This run's incomplete groups are dropped (they are rolled out again); the rest stays.
             run_dir.mkdir(parents=True, exist_ok=True)  # once the policy and the split are known good
             write_jsonl(traces, [t for t in existing if _key(t) not in wanted or _key(t) in done])
+            # An earlier run's metrics no longer describe these traces: a run cut off before it writes
+            # its own must not leave them standing.
+            (run_dir / "metrics.json").unlink(missing_ok=True)
             requests = [request for request in requests if (engine.env_id, request.group_id) not in done]
             if on_start is not None:
                 on_start(len(requests) * config.attempts)

@@ -5,19 +5,21 @@ from __future__ import annotations
 import inspect
 
 from rich.table import Table
+from rich.text import Text
 
 from agentgym.cli.app import app, console
 from agentgym.plugins import load_object
 from agentgym.registry import list_envs, spec
 
 
-def _summary(entry_point: object) -> str:
+def _summary(entry_point: object) -> Text:
+    # Text, not markup: "click[buy now]" in a docstring or "pip install 'x[gpu]'" in an error is literal.
     try:
         target = load_object(entry_point) if isinstance(entry_point, str) else entry_point
     except Exception as error:  # show the environment even if its optional dependencies are missing
-        return f"[red]unavailable: {type(error).__name__}: {error}[/]"
+        return Text(f"unavailable: {type(error).__name__}: {error}", style="red")
     doc = inspect.getdoc(target) or ""
-    return doc.strip().splitlines()[0] if doc.strip() else ""
+    return Text(doc.strip().splitlines()[0] if doc.strip() else "")
 
 
 @app.command("envs")

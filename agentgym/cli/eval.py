@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,7 +20,7 @@ from rich.progress import (
 from agentgym.cli.app import app, console
 from agentgym.config import dump_config, load_config
 from agentgym.evaluation import EvalConfig, evaluate
-from agentgym.policies import make_policy
+from agentgym.policies import Policy, ScriptedPolicy, make_policy
 from agentgym.registry import spec
 
 
@@ -55,8 +57,20 @@ def eval_command(
         console.print(dump_config(settings), highlight=False)
         return
     agent = make_policy(settings.policy, env_id=settings.env)
+    # evaluate() closes only a policy it makes itself; this one is made here, before the progress
+    # bar, so that a bad spec is a one-line error (a vLLM engine or an HTTP client must not outlive it).
+    try:
+        metrics = _evaluate_with_progress(settings, agent)
+    finally:
+        if hasattr(agent, "close"):
+            agent.close()
+    console.print_json(json.dumps(metrics))
+    console.print(f"wrote {escape(str(settings.run_dir() / 'metrics.json'))} and traces.jsonl", style="dim")
+
+
+def _evaluate_with_progress(settings: EvalConfig, agent: Policy | ScriptedPolicy) -> dict[str, Any]:
     with Progress(
-        TextColumn(f"eval {settings.env} [{settings.split}]"),
+        TextColumn("{task.description}", markup=False),  # "[test]" is the split, not a style
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("success {task.fields[success]}"),
@@ -64,7 +78,7 @@ def eval_command(
         TimeRemainingColumn(),
         console=console,
     ) as progress:
-        bar = progress.add_task("episodes", total=None, success="-")
+        bar = progress.add_task(f"eval {settings.env} [{settings.split}]", total=None, success="-")
         won = [0, 0]
 
         def on_trajectory(trajectory) -> None:
@@ -72,8 +86,6 @@ def eval_command(
             won[1] += 1
             progress.update(bar, advance=1, success=f"{won[0] / won[1]:.1%}")
 
-        metrics = evaluate(
+        return evaluate(
             settings, agent, on_trajectory, on_start=lambda total: progress.update(bar, total=total)
         )
-    console.print_json(json.dumps(metrics))
-    console.print(f"wrote {settings.run_dir() / 'metrics.json'} and traces.jsonl", style="dim")

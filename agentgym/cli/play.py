@@ -47,7 +47,7 @@ def play_command(
     env: str = typer.Option(..., "--env", help="environment id, e.g. webshop"),
     split: str = typer.Option(None, help="task split"),
     task_id: str = typer.Option(None, "--task-id", help="task to play (default: a random one)"),
-    seed: int = typer.Option(None, help="seed of the first episode"),
+    seed: int = typer.Option(None, min=0, help="seed of the first episode"),  # gymnasium refuses one below 0
     options: list[str] = typer.Argument(None, help="environment options as key=value"),
 ) -> None:
     """Play ENV yourself: the observation is shown, you type the actions."""
@@ -57,7 +57,8 @@ def play_command(
     if split is not None:
         reset_options["split"] = split
     if task_id is not None:
-        reset_options["task_id"] = int(task_id) if task_id.isdigit() else task_id
+        # isdecimal, not isdigit: "²" is a digit that int() refuses.
+        reset_options["task_id"] = int(task_id) if task_id.isdecimal() else task_id
     # Ctrl-C is how many people leave: the environment is closed then too (a served one's session
     # would otherwise stay open on its server).
     try:
@@ -94,8 +95,11 @@ def _play(environment: gymnasium.Env, seed: int | None, reset_options: dict[str,
                 console.print(f"[yellow]{error}[/]")
             continue
         actions = info.get("available_actions") or []
-        if line.isdigit() and 1 <= int(line) <= len(actions):
-            line = _fill_placeholders(actions[int(line) - 1])
+        if line.isdecimal() and 1 <= int(line) <= len(actions):
+            try:
+                line = _fill_placeholders(actions[int(line) - 1])
+            except EOFError:  # Ctrl-D when asked for a <placeholder> leaves, as at the action prompt
+                break
         observation, reward, terminated, truncated, info = environment.step(line)
         step += 1
         total += float(reward)

@@ -9,6 +9,7 @@ from toy_envs import KeyDoorEnv
 
 import agentgym
 from agentgym.core import task_index
+from agentgym.policies import ExpertPolicy
 from agentgym.trajectory import Step, Trajectory, write_jsonl
 
 
@@ -324,3 +325,109 @@ def test_help_shows_the_defaults_it_names(agentgym_cli, command, shown):
     # Rich reads "[default: ...]" as markup and drops it; the help must print it.
     code, out, _ = agentgym_cli(*command, "--help")
     assert code == 0 and shown in " ".join(out.replace("│", " ").split())
+
+
+class ClosingExpert(ExpertPolicy):
+    closed = 0
+
+    def close(self):
+        ClosingExpert.closed += 1
+
+
+def test_eval_closes_the_policy_it_made(agentgym_cli, tmp_path, monkeypatch):
+    # A vLLM engine or an HTTP client the command made would otherwise stay open until exit.
+    monkeypatch.setattr("agentgym.cli.eval.make_policy", lambda spec, **context: ClosingExpert())
+    ClosingExpert.closed = 0
+    code, out, _ = agentgym_cli("eval", "--env", "test-keydoor", "--episodes", "1", "--out", str(tmp_path))
+    assert code == 0, out
+    assert ClosingExpert.closed == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check-env", "test-keydoor", "--seed", "-1"],
+        ["check-env", "test-keydoor", "--fuzz-steps", "-5"],
+        ["play", "--env", "test-keydoor", "--seed", "-1"],
+    ],
+)
+def test_a_negative_seed_or_count_is_a_usage_error(agentgym_cli, args):
+    # gymnasium refuses a negative seed at reset: check-env would blame the environment for it
+    # (every check FAIL, exit 1), play would die with a traceback.
+    code, out, err = agentgym_cli(*args, stdin=":quit\n")
+    assert code == 2
+    assert "FAIL" not in out and "Traceback" not in out + err
+    assert "greater than or equal to 0" in " ".join(err.split())
+
+
+def test_play_input_ending_at_a_placeholder_prompt_leaves_as_at_the_action_prompt(agentgym_cli):
+    # Ctrl-D (or piped input running out) while asked for the <query> of "search[<query>]".
+    code, out, err = agentgym_cli(
+        "play", "--env", "webshop", "catalogue=small", "--split", "test", "--task-id", "0", stdin="1\n"
+    )
+    assert code == 0
+    assert "Aborted" not in out + err
+
+
+@pytest.mark.parametrize(
+    ("args", "typed", "exit_code"), [([], "²\n:quit\n", 0), (["--task-id", "²"], ":quit\n", 2)]
+)
+def test_play_takes_a_superscript_digit_as_text_not_a_number(agentgym_cli, args, typed, exit_code):
+    # "²".isdigit() is True but int("²") raises: the action goes to the environment, the task id
+    # to its reset, each to be refused there (an invalid action; a one-line error).
+    code, out, err = agentgym_cli("play", "--env", "test-keydoor", *args, stdin=typed)
+    assert code == exit_code
+    assert "Traceback" not in out + err
+    assert "invalid action" in out if exit_code == 0 else "error:" in err
+
+
+class BracketErrorEnv(KeyDoorEnv):
+    """Crashes on garbage with a message that looks like rich markup."""
+
+    message = ""
+
+    def step(self, action: str):
+        if action.strip().lower() not in self._actions():
+            raise ValueError(BracketErrorEnv.message)
+        return super().step(action)
+
+
+@pytest.mark.parametrize("message", ["press click[buy now] instead", "cannot read [/data/items.json]"])
+def test_check_env_prints_the_environments_words_as_written(agentgym_cli, message):
+    # "[buy now]" would be read as a style and dropped; "[/data/...]" as a closing tag, a crash.
+    BracketErrorEnv.message = message
+    agentgym.register("test-bracket-error", BracketErrorEnv, max_episode_steps=20)
+    try:
+        code, out, err = agentgym_cli("check-env", "test-bracket-error", "--fuzz-steps", "50")
+    finally:
+        agentgym.deregister("test-bracket-error")
+    assert code == 1 and "Traceback" not in out + err
+    assert message in " ".join(out.replace("│", " ").split())
+
+
+def test_eval_prints_the_split_and_the_run_directory_as_written(agentgym_cli, tmp_path):
+    # "[test]" and "[run1]" are a split and a folder name, not styles to drop.
+    out_dir = tmp_path / "[run1]"
+    code, out, _ = agentgym_cli("eval", "--env", "test-keydoor", "--episodes", "1", "--out", str(out_dir))
+    assert code == 0 and "eval test-keydoor [test]" in out
+    assert "[run1]/metrics.json" in "".join(out.split())  # a long path wraps anywhere
+
+
+class BracketDocEnv(KeyDoorEnv):
+    """Moves with go[north] and take[key], as in the original game."""
+
+
+def test_envs_prints_descriptions_and_import_errors_as_written(agentgym_cli, tmp_path, monkeypatch):
+    # An environment whose optional dependency is missing says what to install, brackets included.
+    (tmp_path / "needs_extra.py").write_text("raise ImportError(\"pip install 'mygym[gpu]'\")\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    agentgym.register("test-bracket-doc", BracketDocEnv)
+    agentgym.register("test-needs-extra", "needs_extra:Env")
+    try:
+        code, out, err = agentgym_cli("envs")
+    finally:
+        agentgym.deregister("test-bracket-doc")
+        agentgym.deregister("test-needs-extra")
+    text = "".join(out.replace("│", " ").split())  # cells wrap anywhere: compare without spaces
+    assert code == 0 and "Traceback" not in out + err
+    assert "go[north]andtake[key]" in text and "pipinstall'mygym[gpu]'" in text

@@ -9,7 +9,7 @@ import agentgym
 from agentgym.config import load_config
 from agentgym.core import AgentGymError
 from agentgym.evaluation import EvalConfig, evaluate, pass_at_k
-from agentgym.trajectory import read_trajectories
+from agentgym.trajectory import read_trajectories, write_jsonl
 
 
 @pytest.mark.parametrize(
@@ -170,3 +170,29 @@ def test_an_evaluation_that_cannot_start_leaves_no_run_directory(tmp_path):
     with pytest.raises(AgentGymError):
         evaluate(config)
     assert not (tmp_path / "run").exists()
+
+
+def test_resume_reruns_a_task_whose_first_members_did_not_finish(tmp_path):
+    # A killed run with 4 attempts finished members 0, 2 and 3 of task 1000 (member 1, the longest,
+    # was cut off); resumed with 2 attempts, that task needs members 0 and 1, as a fresh run has.
+    config = EvalConfig(env="test-keydoor", policy="random", episodes=2, attempts=4, out=tmp_path / "a")
+    evaluate(config)
+    traces = tmp_path / "a" / "traces.jsonl"
+    write_jsonl(traces, [t for t in read_trajectories(traces) if (t.task_id, t.traj) != (1000, 1)])
+    fewer = config.model_copy(update={"attempts": 2, "resume": True})
+    fresh = config.model_copy(update={"attempts": 2, "out": tmp_path / "b"})
+    assert evaluate(fewer) == evaluate(fresh)
+
+
+def test_an_interrupted_run_leaves_no_metrics_of_the_traces_it_replaced(tmp_path):
+    config = EvalConfig(env="test-keydoor", policy="expert", episodes=3, out=tmp_path)
+    evaluate(config)
+
+    def ctrl_c(trajectory):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(config.model_copy(update={"policy": "random", "overwrite": True}), on_trajectory=ctrl_c)
+    # traces.jsonl now holds the random policy's first episode: the expert's metrics would misreport it
+    assert len(read_trajectories(tmp_path / "traces.jsonl")) == 1
+    assert not (tmp_path / "metrics.json").exists()
