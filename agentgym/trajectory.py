@@ -164,7 +164,8 @@ def _write_records(handle: TextIO, records: Iterable[BaseModel], exclude: dict[s
 
 
 def read_trajectories(path: str | Path) -> list[Trajectory]:
-    """Reads a ``traces.jsonl`` file; a truncated last line (a killed run) is skipped."""
+    """Reads a ``traces.jsonl`` file; a last line cut short (a killed run: no closing newline) is
+    skipped, any other line that is not a trajectory is an error."""
     trajectories = []
     with open(path, encoding="utf-8") as handle:
         for line in handle:
@@ -173,7 +174,9 @@ def read_trajectories(path: str | Path) -> list[Trajectory]:
             try:
                 trajectories.append(Trajectory.model_validate_json(line))
             except ValueError:
-                if handle.readline():  # corruption in the middle is an error, a cut-off tail is not
+                # A whole line (another file's, another version's) must not pass for a killed write,
+                # or `eval --resume` would replace that file without a word.
+                if line.endswith("\n") or handle.readline():
                     raise
     return trajectories
 

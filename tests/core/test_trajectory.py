@@ -172,3 +172,14 @@ def test_from_records_reads_a_generator_like_a_list():
     batch = StepBatch.from_records(record for record in records)
     assert batch.reward.tolist() == [0.0, 1.0, 2.0] and batch.anchor.tolist() == [(0,), (1,), (2,)]
     assert batch.done.tolist() == [False, False, True]
+
+
+def test_only_a_last_line_cut_short_is_skipped_not_a_whole_line_of_something_else(tmp_path):
+    path = tmp_path / "traces.jsonl"
+    write_jsonl(path, [_trajectory("g1", 0, [1.0])])
+    whole = path.read_text()
+    path.write_text(whole + whole[: len(whole) // 2])  # a killed append: no closing newline
+    assert [read.group for read in read_trajectories(path)] == ["g1"]
+    path.write_text(whole + '{"iteration": 0, "loss": 0.5}\n')  # a whole line that is no trajectory
+    with pytest.raises(ValueError):
+        read_trajectories(path)
