@@ -181,9 +181,11 @@ def evaluate(
             wanted = {(engine.env_id, request.group_id) for request in requests}
             # A group is complete when its members 0..attempts-1 are there: a killed run with more
             # attempts may have finished later members first, and those are not what a fresh run reports.
+            # An episode an environment failure ended says nothing of the policy: it is rolled out again.
             members: defaultdict[tuple[str, str], set[int]] = defaultdict(set)
             for trajectory in existing:
-                members[_key(trajectory)].add(trajectory.traj)
+                if not trajectory.failed:
+                    members[_key(trajectory)].add(trajectory.traj)
             done = {key for key in wanted if set(range(config.attempts)) <= members[key]}
             # This run's incomplete groups are dropped (they are rolled out again); the rest stays.
             run_dir.mkdir(parents=True, exist_ok=True)  # once the policy and the split are known good

@@ -196,3 +196,17 @@ def test_an_interrupted_run_leaves_no_metrics_of_the_traces_it_replaced(tmp_path
     # traces.jsonl now holds the random policy's first episode: the expert's metrics would misreport it
     assert len(read_trajectories(tmp_path / "traces.jsonl")) == 1
     assert not (tmp_path / "metrics.json").exists()
+
+
+def test_resume_rolls_out_again_the_episodes_an_environment_failure_ended(tmp_path):
+    # An environment that crashed (a server down, a worker killed) says nothing of the policy.
+    config = EvalConfig(env="test-keydoor", policy="expert", episodes=3, out=tmp_path / "a")
+    won = evaluate(config)
+    traces = tmp_path / "a" / "traces.jsonl"
+    crashed = [
+        t.model_copy(update={"failed": True, "won": False}) if t.task_id == 1001 else t
+        for t in read_trajectories(traces)
+    ]
+    write_jsonl(traces, crashed)
+    assert evaluate(config.model_copy(update={"resume": True})) == won
+    assert not any(t.failed for t in read_trajectories(traces))
