@@ -178,8 +178,9 @@ class TrainConfig(_Section):
     )
     resume: bool = Field(
         default=False,
-        description="continue from the run directory's latest complete checkpoint (a finished run: with "
-        "more iterations); with none, start afresh, unless the directory holds iteration metrics",
+        description="continue from the run directory's latest complete checkpoint, with the run's own "
+        "settings (only iterations, checkpoint_every and out may differ; a finished run: with more "
+        "iterations); with none, start afresh, unless the directory holds iteration metrics",
     )
     overwrite: bool = Field(default=False, description="replace an existing run directory")
     checkpoint_every: int = Field(

@@ -13,7 +13,8 @@ the weights after SFT and after every update (``policy.sync_weights``): nothing 
 transformers backend, which generates with the trained model itself; a copy into the engine for
 vLLM. Every iteration draws its tasks and sampling seed from (seed, iteration) alone, so a run
 resumed from a checkpoint repeats exactly what the killed run would have done. Resuming a finished
-run with more iterations continues its RL (optimizer state included) and evaluates it again.
+run with more iterations continues its RL (optimizer state included) and evaluates it again. A
+resume takes the run's own settings: only ``RESUMABLE_CHANGES`` may differ from its ``config.yaml``.
 
 With LoRA, the SFT adapter is merged into the base weights when SFT ends and RL trains a fresh one:
 the base alone (the adapter disabled) is then the KL reference, the model as RL started.
@@ -37,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -91,6 +93,30 @@ def _replace_text(path: Path, text: str) -> None:
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(text)
     os.replace(partial, path)
+
+
+# What a resume may change: where and how often the run is saved, and how far it goes (a finished run
+# given more iterations), never what an iteration computes.
+RESUMABLE_CHANGES = ("iterations", "out", "resume", "overwrite", "checkpoint_every")
+
+
+def _differences(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[str]:
+    """``key (before in the run, after here)`` for each dotted key whose value differs; a table
+    present on one side only is one difference, not one per key."""
+    changes = []
+    for key in sorted(before.keys() | after.keys()):
+        a, b = before.get(key, "unset"), after.get(key, "unset")
+        if isinstance(a, dict) and isinstance(b, dict) and a and b:
+            changes += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            changes.append(f"{prefix}{key} ({a} in the run, {b} here)")
+    return changes
+
+
+def setting_changes(saved: TrainConfig, given: TrainConfig) -> list[str]:
+    """The differences between a run's settings and a resume's that a resume may not make."""
+    before, after = (c.model_dump(mode="json", exclude=set(RESUMABLE_CHANGES)) for c in (saved, given))
+    return _differences(before, after)
 
 
 class MetricsLog:
@@ -192,6 +218,8 @@ class Trainer:
         checkpoint is an error rather than silently emptied (``overwrite`` replaces it).
         """
         checkpoint = latest_checkpoint(self.run_dir)
+        if self.config.resume and checkpoint is not None:
+            self._check_same_run(read_state(checkpoint))
         if self.run_dir.exists() and any(self.run_dir.iterdir()):
             if self.config.overwrite:
                 shutil.rmtree(self.run_dir)
@@ -208,8 +236,42 @@ class Trainer:
                 )
             self.console.print(f"[yellow]no checkpoint in {self.run_dir}: starting from scratch[/]")
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.yaml").write_text(dump_config(self.config))
+        _replace_text(self.run_dir / "config.yaml", dump_config(self.config))
         return checkpoint if self.config.resume else None
+
+    def _check_same_run(self, state: dict[str, Any]) -> None:
+        """Refuses a resume that would make the checkpoint's run another one: other settings (its
+        iterations would mix two configurations under the new one's name) or fewer iterations than
+        it has done (its summary would name a count its model did not get)."""
+        saved = self.run_dir / "config.yaml"
+        if saved.exists():
+            try:
+                run = TrainConfig.model_validate(yaml.safe_load(saved.read_text()))
+            except (yaml.YAMLError, ValueError) as error:  # edited by hand, or another version's
+                raise AgentGymError(f"cannot read {saved} to resume the run it describes: {error}") from None
+            changes = setting_changes(run, self.config)
+            if changes:
+                raise AgentGymError(
+                    f"{self.run_dir} was trained with other settings: {'; '.join(changes)}. Resume it with "
+                    f"the settings in {saved}, or pass --overwrite (or another --out) to train these"
+                )
+        if state["iteration"] > self.config.iterations:
+            raise AgentGymError(
+                f"iterations={self.config.iterations} is fewer than the {state['iteration']} iterations "
+                f"{self.run_dir} has done: resume it with --iterations {state['iteration']} or more"
+            )
+
+    def _split_tasks(self, setting: str) -> list[Any]:
+        """The task ids of the split ``setting`` names; none is an error, as nothing could be rolled
+        out or evaluated (found out after SFT otherwise, as a KeyError or as failed demonstrations)."""
+        split = self.config.rollout.split if setting == "rollout.split" else self.config.eval.split
+        task_ids = self.engine.task_ids(split)
+        if not task_ids:
+            raise AgentGymError(
+                f"{setting}={split!r}: {self.config.env} has no tasks in that split "
+                f"(env_kwargs={self.config.env_kwargs})"
+            )
+        return task_ids
 
     def _discard_unstarted_run_dir(self) -> None:
         """Remove a run directory that holds nothing but its config, so that a setup error (a bad
@@ -485,8 +547,8 @@ class Trainer:
                 agent_config=config.agent,
                 record_prompts="info_gain" in self.estimator.requires,  # probing re-reads each turn's context
             )
-            self.train_ids = self.engine.task_ids(config.rollout.split)  # the first call makes an env
-            self.engine.task_ids(config.eval.split)  # a mistyped split fails now, not after SFT
+            self.train_ids = self._split_tasks("rollout.split")  # the first call makes an env
+            self._split_tasks("eval.split")  # a mistyped or empty split fails now, not after SFT
         except Exception:
             for started in (self.engine, self.policy):
                 if started is not None:
@@ -505,8 +567,11 @@ class Trainer:
             # evaluates the same model; given more iterations, that iteration is no longer the last.
             log.amend(last, {"eval/success": finished_success})
             finished = self.run_dir / "eval" / "after_rl.jsonl"
-            if finished.exists():  # its traces too, before this run's after-RL evaluation replaces them
-                shutil.copyfile(finished, self.run_dir / "eval" / f"iteration_{last + 1}.jsonl")
+            copy = self.run_dir / "eval" / f"iteration_{last + 1}.jsonl"
+            # Its traces too, before this run's after-RL evaluation replaces them; made already, the
+            # copy stays: after a kill, after_rl.jsonl may hold a later model's evaluation.
+            if finished.exists() and not copy.exists():
+                shutil.copyfile(finished, copy)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         try:
             with Progress(*columns, console=self.console, transient=True) as progress:
@@ -604,7 +669,8 @@ class Trainer:
         self._checkpoint("final", {**state, "stage": "done", "summary": summary})
         self._export_model(self.run_dir / "model")
         self._write_eval_config(self.run_dir / "model")
-        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        # Last and whole: a summary.json is the mark of a finished run, never half of one.
+        _replace_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         self.console.print(
             f"held-out success after RL: [bold]{summary['success_after_rl']:.1%}[/] "
             f"(before {summary['success_before_rl']:.1%}); {summary['wall_seconds']:.0f}s; run in {self.run_dir}"
@@ -634,4 +700,4 @@ class Trainer:
             sampling=self._eval_sampling(),
             max_steps=config.rollout.max_steps,
         )
-        (self.run_dir / "eval.yaml").write_text(dump_config(evaluation))
+        _replace_text(self.run_dir / "eval.yaml", dump_config(evaluation))

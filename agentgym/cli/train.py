@@ -27,7 +27,8 @@ def train_command(
     resume: bool = typer.Option(
         None,
         "--resume",
-        help="continue from the run directory's latest checkpoint (a finished run: with more --iterations)",
+        help="continue from the run directory's latest checkpoint, with the run's own settings (a "
+        "finished run: with more --iterations)",
     ),
     overwrite: bool = typer.Option(None, "--overwrite", help="replace an existing run directory"),
     dry_run: bool = typer.Option(False, "--dry-run", help="validate and print the configuration, then stop"),
@@ -59,6 +60,13 @@ def train_command(
     settings = load_config(TrainConfig, [general, user_file], values, overrides)
     if "estimator" in recipe and settings.algo == recipe.get("algo"):
         settings = load_config(TrainConfig, [recipe, user_file], values, overrides)
+    saved = settings.run_dir() / "config.yaml"
+    if settings.resume and saved.is_file():
+        # A resume continues the run as it was started, not as the recipe would start one: the run's
+        # own settings, then what this command gives (the trainer refuses a change that makes it
+        # another run); --env only when given, as its default would replace the run's.
+        run = {k: v for k, v in read_yaml(saved).items() if k not in ("resume", "overwrite")}
+        settings = load_config(TrainConfig, [run, user_file], {**values, "env": env}, overrides)
     if dry_run:
         console.print(dump_config(settings), highlight=False)
         return

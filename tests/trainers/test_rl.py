@@ -491,3 +491,114 @@ def test_igpo_metrics_of_an_iteration_whose_episodes_all_failed_are_finite(tiny_
     trainer.model, trainer.tokenizer = load_model(str(tiny_model_dir), device="cpu", training=True)
     metrics = trainer._probe([], StepBatch.from_trajectories([]))
     assert metrics and all(np.isfinite(value) for value in metrics.values())  # strict JSON for metrics.jsonl
+
+
+def test_a_kill_while_the_summary_is_written_leaves_no_summary_of_a_finished_run(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    config = small_run(tiny_model_dir, tmp_path / "run", iterations=0, sft={"enabled": False})
+    write_text = Path.write_text
+
+    def killed_half_way(path, text, *args, **kwargs):
+        if "summary.json" in path.name:
+            write_text(path, text[: len(text) // 2], *args, **kwargs)
+            raise KeyboardInterrupt("killed")
+        return write_text(path, text, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", killed_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config).fit()
+    monkeypatch.undo()
+    assert not (tmp_path / "run" / "summary.json").exists()  # not half of one, read as a finished run
+    summary = Trainer(config.model_copy(update={"resume": True})).fit()
+    assert json.loads((tmp_path / "run" / "summary.json").read_text()) == summary
+
+
+def test_resume_with_other_settings_is_refused_naming_them(tiny_model_dir, tmp_path):
+    run = tmp_path / "run"
+    Trainer(small_run(tiny_model_dir, run, iterations=1, sft={"enabled": False})).fit()
+    saved = (run / "config.yaml").read_text()
+    other = small_run(
+        tiny_model_dir, run, iterations=2, resume=True, algo="rloo", optim={"lr": 0.5}, sft={"enabled": False}
+    )
+    with pytest.raises(AgentGymError, match=r"algo \(gigpo in the run, rloo here\).*optim\.lr.*--overwrite"):
+        Trainer(other).fit()
+    assert (run / "config.yaml").read_text() == saved  # the record of how the run was trained
+
+
+def test_resume_with_fewer_iterations_than_the_run_has_done_is_refused(tiny_model_dir, tmp_path):
+    run = tmp_path / "run"
+    Trainer(small_run(tiny_model_dir, run, iterations=2, sft={"enabled": False})).fit()
+    summary = (run / "summary.json").read_text()
+    with pytest.raises(AgentGymError, match=r"iterations=1.*2 iterations"):
+        Trainer(small_run(tiny_model_dir, run, iterations=1, resume=True, sft={"enabled": False})).fit()
+    assert (run / "summary.json").read_text() == summary  # not relabelled as a 1-iteration run
+
+
+def test_the_cli_resumes_a_run_with_its_own_settings_under_the_flags_given(
+    agentgym_cli, tiny_model_dir, tmp_path
+):
+    import yaml
+
+    from agentgym.config import dump_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    started = small_run(tiny_model_dir, run, algo="hgpo", seed=1, iterations=40, overwrite=True)
+    (run / "config.yaml").write_text(dump_config(started))
+    code, out, err = agentgym_cli("train", "--out", str(run), "--resume", "--dry-run")  # no --env, --algo ...
+    assert code == 0, err
+    expected = started.model_dump(mode="json") | {"resume": True, "overwrite": False}
+    assert yaml.safe_load(out) == expected  # not the webshop recipe's 6 gigpo iterations
+    code, out, err = agentgym_cli("train", "--out", str(run), "--resume", "--iterations", "50", "--dry-run")
+    assert code == 0, err
+    assert yaml.safe_load(out) == expected | {"iterations": 50}
+
+
+def test_a_kill_after_an_extended_runs_final_evaluation_keeps_each_iterations_traces(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    # Iteration 3 gets no checkpoint of its own: a kill after its after-RL evaluation resumes from
+    # the 2-iteration run's final checkpoint, which copies the after-RL traces to iteration 2's.
+    changes = {"eval": {"every": 1, "episodes": 3}, "checkpoint_every": 2, "optim": {"lr": 3e-2}}
+    Trainer(small_run(tiny_model_dir, tmp_path / "longer", iterations=3, **changes)).fit()
+    Trainer(small_run(tiny_model_dir, tmp_path / "extended", iterations=2, **changes)).fit()
+    extended = small_run(tiny_model_dir, tmp_path / "extended", iterations=3, resume=True, **changes)
+    checkpoint = Trainer._checkpoint
+
+    def killed_at_the_final_checkpoint(self, name, state):
+        if name == "final":
+            raise KeyboardInterrupt("killed")
+        return checkpoint(self, name, state)
+
+    monkeypatch.setattr(Trainer, "_checkpoint", killed_at_the_final_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(extended).fit()
+    monkeypatch.undo()
+    Trainer(extended).fit()
+
+    def completions(run, stage):
+        path = tmp_path / run / "eval" / f"{stage}.jsonl"
+        return sorted((t.task_id, [s.completion for s in t.steps]) for t in read_trajectories(path))
+
+    # Models one iteration apart evaluate differently: otherwise the test could not fail.
+    assert completions("longer", "iteration_2") != completions("longer", "after_rl")
+    assert completions("extended", "iteration_2") == completions("longer", "iteration_2")
+    metrics = [_comparable(tmp_path / run / "metrics.jsonl") for run in ("extended", "longer")]
+    assert metrics[0] == metrics[1]
+
+
+@pytest.mark.parametrize("setting", ["rollout.split", "eval.split"])
+def test_a_split_without_tasks_fails_before_behaviour_cloning(tiny_model_dir, tmp_path, monkeypatch, setting):
+    # e.g. ALFWorld's task_types, or QA files without test questions, can leave a split empty
+    from agentgym.rollout import RolloutEngine
+
+    config = small_run(tiny_model_dir, tmp_path / "run")
+    empty = config.rollout.split if setting == "rollout.split" else config.eval.split
+    task_ids = RolloutEngine.task_ids
+    monkeypatch.setattr(
+        RolloutEngine, "task_ids", lambda self, split: [] if split == empty else task_ids(self, split)
+    )
+    with pytest.raises(AgentGymError, match=rf"{setting}='{empty}'.* no tasks"):
+        Trainer(config).fit()
+    assert not (tmp_path / "run").exists()  # corrected, the command runs again as typed
