@@ -20,7 +20,8 @@ With LoRA, the SFT adapter is merged into the base weights when SFT ends and RL 
 the base alone (the adapter disabled) is then the KL reference, the model as RL started.
 
 The run directory holds ``config.yaml``, ``metrics.jsonl`` (one line per iteration), TensorBoard
-events, ``eval/<stage>.jsonl`` traces, ``checkpoints/``, the final ``model/`` and ``summary.json``.
+events, ``eval/<stage>.jsonl`` traces, ``checkpoints/`` (one after every SFT epoch, before RL, every
+``checkpoint_every`` iterations and at the end), the final ``model/`` and ``summary.json``.
 """
 
 from __future__ import annotations
@@ -393,8 +394,27 @@ class Trainer:
 
     # Stages -----------------------------------------------------------------------------------
 
-    def _run_sft(self, progress: Progress) -> dict[str, float]:
+    def _run_sft(
+        self, progress: Progress, checkpoint: Path | None, state: dict[str, Any]
+    ) -> dict[str, float]:
+        """Behaviour cloning, checkpointed after every epoch: a run killed in its longest phase
+        resumes from the last epoch it finished (the demonstrations are played again: they are
+        deterministic and take seconds)."""
         settings = self.config.sft
+        start_epoch = state.get("sft_epoch", 0) if checkpoint is not None else 0
+        optimizer_state = torch.load(checkpoint / "optimizer.pt", weights_only=False) if start_epoch else None
+
+        recent = list(state.get("sft_recent_losses", [])) if start_epoch else []  # for sft/final_loss
+
+        def step_done(step: int, total: int, loss: float) -> None:
+            recent[:] = [*recent[-4:], loss]
+            progress.update(bar, completed=step, total=total, description=f"SFT loss {loss:.3f}")
+
+        def save_epoch(epochs_done: int, optimizer: torch.optim.Optimizer) -> None:
+            summary = {**state["summary"], "wall_seconds": self._elapsed()}
+            epoch_state = {**state, "sft_epoch": epochs_done, "sft_recent_losses": recent, "summary": summary}
+            save_checkpoint(self.run_dir, "sft_epoch", self.model, self.tokenizer, optimizer, epoch_state)
+
         split = self.config.rollout.split
         train_ids = self.engine.task_ids(split)[: settings.episodes]
         bar = progress.add_task("SFT demos", total=len(train_ids))
@@ -404,7 +424,7 @@ class Trainer:
         rows = demonstration_rows(groups, self.tokenizer)
         progress.remove_task(bar)
         bar = progress.add_task("SFT", total=None)
-        losses = train_sft(
+        train_sft(
             self.model,
             rows,
             epochs=settings.epochs,
@@ -414,12 +434,13 @@ class Trainer:
             pad_id=self.tokenizer.pad_token_id,
             seed=self.config.seed,
             grad_clip=self.config.optim.grad_clip,
-            on_step=lambda step, total, loss: progress.update(
-                bar, completed=step, total=total, description=f"SFT loss {loss:.3f}"
-            ),
+            on_step=step_done,
+            on_epoch=save_epoch,
+            start_epoch=start_epoch,
+            optimizer_state=optimizer_state,
         )
         progress.remove_task(bar)
-        return {"sft/rows": float(len(rows)), "sft/final_loss": float(np.mean(losses[-5:]))}
+        return {"sft/rows": float(len(rows)), "sft/final_loss": float(np.mean(recent))}
 
     def evaluate(self, stage: str, progress: Progress) -> dict[str, Any]:
         settings = self.config.eval
@@ -512,6 +533,10 @@ class Trainer:
         metrics.update({"train/kept_rows": float(len(batch)), "train/lr": optim.lr * warmup})
         return metrics
 
+    def _elapsed(self) -> float:
+        """Seconds of this run so far, those of the processes it resumes included."""
+        return self._elapsed_before + time.monotonic() - self._started
+
     def _checkpoint(self, name: str, state: dict[str, Any]) -> None:
         save_checkpoint(self.run_dir, name, self.model, self.tokenizer, self.optimizer, state)
 
@@ -519,7 +544,7 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         config = self.config
-        started = time.monotonic()
+        self._started = time.monotonic()
         checkpoint = self._prepare_run_dir()
         state: dict[str, Any] = (
             read_state(checkpoint) if checkpoint else {"stage": "start", "iteration": 0, "summary": {}}
@@ -529,7 +554,7 @@ class Trainer:
         if state["iteration"] < config.iterations:  # e.g. a finished run given more: its results are stale
             finished_success = summary.pop("success_after_rl", None)
             summary.pop("score_after_rl", None)
-        elapsed_before = summary.get("wall_seconds", 0.0)
+        self._elapsed_before = summary.get("wall_seconds", 0.0)
         seed_everything(config.seed)
         if config.model.threads is not None:
             torch.set_num_threads(config.model.threads)
@@ -576,7 +601,9 @@ class Trainer:
         try:
             with Progress(*columns, console=self.console, transient=True) as progress:
                 if config.sft.enabled and state["stage"] == "start":
-                    summary.update(self._run_sft(progress))
+                    summary.update(self._run_sft(progress, checkpoint, state))
+                    for key in ("sft_epoch", "sft_recent_losses"):  # where a resumed SFT stood
+                        state.pop(key, None)
                     if config.model.lora is not None:
                         self._restart_adapter()
                         state["adapter_base"] = "sft"  # where a resumed run finds the base it adapts
@@ -592,7 +619,7 @@ class Trainer:
                     self.console.print(
                         f"held-out success before RL: [bold]{before['success_rate']:.1%}[/] (score {before['mean_score']:.3f})"
                     )
-                    summary["wall_seconds"] = elapsed_before + time.monotonic() - started
+                    summary["wall_seconds"] = self._elapsed()
                     self._checkpoint("start", {**state, "summary": summary})
                 self._setup_reference()
 
@@ -645,7 +672,7 @@ class Trainer:
                         bar, advance=1, description=f"RL success {metrics['rollout/success']:.0%}"
                     )
                     state.update(stage="rl", iteration=iteration + 1)
-                    summary["wall_seconds"] = elapsed_before + time.monotonic() - started
+                    summary["wall_seconds"] = self._elapsed()
                     if config.checkpoint_every and (iteration + 1) % config.checkpoint_every == 0:
                         self._checkpoint(f"iteration_{iteration + 1}", {**state, "summary": summary})
                 progress.remove_task(bar)
@@ -658,7 +685,7 @@ class Trainer:
             self.policy.close()
             log.close()
 
-        summary["wall_seconds"] = elapsed_before + time.monotonic() - started
+        summary["wall_seconds"] = self._elapsed()
         summary.update(
             env=config.env,
             algo=config.algo,

@@ -70,27 +70,42 @@ def train_sft(
     seed: int = 0,
     grad_clip: float = 1.0,
     on_step: Callable[[int, int, float], None] | None = None,
+    on_epoch: Callable[[int, torch.optim.Optimizer], None] | None = None,
+    start_epoch: int = 0,
+    optimizer_state: dict[str, Any] | None = None,
 ) -> list[float]:
-    """Trains ``model`` in place; returns the loss of every optimizer step."""
+    """Trains ``model`` in place; returns the loss of every optimizer step it took.
+
+    ``on_epoch(epochs_done, optimizer)`` runs after every epoch but the last (a checkpoint, say).
+    Given the state of such an optimizer and its ``start_epoch``, training continues where that
+    checkpoint stood: the same batches, learning rates and moments as an uninterrupted run.
+    """
     if len(rows) == 0:  # the mean loss of nothing is NaN, and nothing would be learned
         raise AgentGymError(
             "SFT has no demonstration rows to train on: every expert episode failed or had no steps"
         )
     device = next(model.parameters()).device
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
     rng = np.random.default_rng(seed)
     lengths = rows.lengths()
     steps_per_epoch = max(1, -(-len(rows) // batch_rows))
     total = epochs * steps_per_epoch
     warmup = max(1, total // 20)
-    # Linear warm-up over the first 5% of the steps, then linear decay to 5% of the peak.
+    # Linear warm-up over the first 5% of the steps, then linear decay to 5% of the peak; a resumed
+    # schedule starts at the step it had reached.
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min(1.0, (step + 1) / warmup) * max(0.05, 1.0 - step / max(total, 1))
+        optimizer,
+        lambda step: min(1.0, (step + 1) / warmup) * max(0.05, 1.0 - step / max(total, 1)),
+        last_epoch=start_epoch * steps_per_epoch - 1,
     )
     losses = []
     model.train()
-    for _ in range(epochs):
-        order = rng.permutation(len(rows))
+    for epoch in range(epochs):
+        order = rng.permutation(len(rows))  # drawn for the epochs done too, so the next ones match
+        if epoch < start_epoch:
+            continue
         for start in range(0, len(rows), batch_rows):
             batch_indices = order[start : start + batch_rows]
             tokens = sum(len(rows.response_ids[i]) for i in batch_indices)
@@ -108,6 +123,8 @@ def train_sft(
             schedule.step()
             losses.append(step_loss)
             if on_step is not None:
-                on_step(len(losses), total, step_loss)
+                on_step(start_epoch * steps_per_epoch + len(losses), total, step_loss)
+        if on_epoch is not None and epoch + 1 < epochs:
+            on_epoch(epoch + 1, optimizer)
     model.eval()
     return losses

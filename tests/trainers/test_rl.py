@@ -602,3 +602,48 @@ def test_a_split_without_tasks_fails_before_behaviour_cloning(tiny_model_dir, tm
     with pytest.raises(AgentGymError, match=rf"{setting}='{empty}'.* no tasks"):
         Trainer(config).fit()
     assert not (tmp_path / "run").exists()  # corrected, the command runs again as typed
+
+
+@pytest.mark.parametrize("lora", [None, LORA], ids=["full", "lora"])
+def test_a_kill_during_behaviour_cloning_resumes_from_its_last_epoch(
+    tiny_model_dir, tmp_path, monkeypatch, lora
+):
+    sft = {"enabled": True, "episodes": 4, "epochs": 3, "lr": 1e-3, "batch_rows": 4}
+    model = {"spec": str(tiny_model_dir), "threads": 1, "lora": lora}
+    steps = []
+    step = torch.optim.AdamW.step
+
+    def counted(optimizer, *args, **kwargs):
+        steps.append(optimizer)
+        return step(optimizer, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", counted)
+    reference = Trainer(
+        small_run(tiny_model_dir, tmp_path / "reference", iterations=1, sft=sft, model=model)
+    ).fit()
+    sft_steps = len([optimizer for optimizer in steps if optimizer is steps[0]])
+    all_steps, per_epoch = len(steps), sft_steps // 3
+    steps.clear()
+
+    def killed_in_the_third_epoch(optimizer, *args, **kwargs):
+        if len(steps) == 2 * per_epoch:
+            raise KeyboardInterrupt("killed")
+        return counted(optimizer, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", killed_in_the_third_epoch)
+    config = small_run(tiny_model_dir, tmp_path / "killed", iterations=1, sft=sft, model=model)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config).fit()
+    monkeypatch.setattr(torch.optim.AdamW, "step", counted)
+    steps.clear()
+    resumed = Trainer(config.model_copy(update={"resume": True})).fit()
+    assert len(steps) == all_steps - 2 * per_epoch  # two epochs were not done again
+    assert _comparable(tmp_path / "killed" / "metrics.jsonl") == _comparable(
+        tmp_path / "reference" / "metrics.jsonl"
+    )
+    clocked = ("wall_seconds",)
+    assert {k: v for k, v in resumed.items() if k not in clocked} == {
+        k: v for k, v in reference.items() if k not in clocked
+    }
+    warm_starts = [load_model(str(tmp_path / run / "sft"))[0].state_dict() for run in ("reference", "killed")]
+    assert all(torch.equal(tensor, warm_starts[1][name]) for name, tensor in warm_starts[0].items())
