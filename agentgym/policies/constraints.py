@@ -157,10 +157,12 @@ class TrieBuilder:
         self._ids: dict[str, list[int]] = {}
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        missing = [text for text in dict.fromkeys(texts) if text not in self._ids]
+        unique = list(dict.fromkeys(texts))
+        missing = [text for text in unique if text not in self._ids]
         if missing:
             if len(self._ids) + len(missing) > self.cache_size:
                 self._ids.clear()
+                missing = unique  # the texts of this call that were cached went with the rest
             encoded = self.tokenizer(missing, add_special_tokens=False)["input_ids"]
             self._ids.update(zip(missing, encoded, strict=True))
         return [self._ids[text] for text in texts]

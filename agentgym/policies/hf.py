@@ -100,8 +100,9 @@ class HFPolicy:
         from transformers import AutoModelForCausalLM
 
         device_obj = torch.device(device) if device else default_device()
-        if device_obj.type == "cuda":
-            model_kwargs.setdefault("dtype", torch.bfloat16)
+        # float32 on a CPU whatever dtype the checkpoint was saved in (transformers loads it as saved),
+        # as the trainer's models and the vLLM backend compute there
+        model_kwargs.setdefault("dtype", torch.bfloat16 if device_obj.type == "cuda" else torch.float32)
         tokenizer = load_tokenizer(name_or_path)
         model = AutoModelForCausalLM.from_pretrained(name_or_path, **model_kwargs).to(device_obj)
         return cls(model, tokenizer)

@@ -3,8 +3,8 @@ import torch
 
 from agentgym.agents.parsing import format_action
 from agentgym.policies import SamplingParams
-from agentgym.policies.constraints import AllowedCompletions, TokenTrie
-from agentgym.policies.hf import HFPolicy
+from agentgym.policies.constraints import AllowedCompletions, TokenTrie, TrieBuilder
+from agentgym.policies.hf import HFPolicy, load_tokenizer
 from agentgym.trainers.data import TurnRows, response_log_probs
 from agentgym.trainers.models import load_model
 
@@ -66,6 +66,18 @@ def test_limited_free_text_takes_vocabulary_tokens_until_the_closing_starts():
     assert TokenTrie.allowed(TokenTrie.advance(closing, 4)) == [end]
     with pytest.raises(ValueError, match="closing"):
         TokenTrie(exact=[], open_prefixes=[[9]], end_id=end, free_vocabulary=[20])
+
+
+def test_a_full_token_cache_still_encodes_the_texts_it_had_cached(tiny_model_dir):
+    tokenizer = load_tokenizer(tiny_model_dir)
+    builder = TrieBuilder(tokenizer, tokenizer.eos_token_id, cache_size=3)
+    texts = ["<action>click[take key]</action>", "<action>click[open door]</action>", "go", "attic"]
+    expected = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    builder.encode(texts[:2])
+    # a long run fills the cache; the call that overflows it names texts encoded before
+    take, open_door, go, attic = expected
+    assert builder.encode([texts[0], texts[2], texts[3], texts[1]]) == [take, go, attic, open_door]
+    assert builder.encode(texts) == expected
 
 
 @pytest.mark.parametrize("temperature", [0.0, 1.0])

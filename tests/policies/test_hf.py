@@ -97,3 +97,23 @@ def test_a_model_directory_without_a_tokenizer_is_refused_for_evaluation_too(tin
 def test_an_empty_stop_string_is_refused():
     with pytest.raises(ValueError, match="empty stop string"):
         SamplingParams(stop=["\n", ""])
+
+
+def test_a_bfloat16_checkpoint_generates_in_float32_on_a_cpu(tiny_model_dir, tmp_path):
+    """As the trainer's models and the vLLM backend on a CPU do: the same distribution whatever
+    dtype the checkpoint was saved in (transformers would load it as saved)."""
+    import shutil
+
+    model, _ = load_model(str(tiny_model_dir), device="cpu")
+    saved = tmp_path / "bf16"
+    model.to(torch.bfloat16).save_pretrained(saved)
+    for path in tiny_model_dir.iterdir():
+        if path.name.startswith(("tokenizer", "chat_template")):
+            shutil.copy(path, saved / path.name)
+    loaded = HFPolicy.from_pretrained(str(saved), device="cpu")
+    assert loaded.model.dtype == torch.float32
+    sampling = SamplingParams(temperature=0.0, max_tokens=8)
+    [ours] = loaded.generate(PROMPTS[1:2], sampling)
+    [theirs] = HFPolicy(*load_model(str(saved), device="cpu")).generate(PROMPTS[1:2], sampling)
+    assert ours.token_ids == theirs.token_ids
+    assert ours.logprobs == pytest.approx(theirs.logprobs, abs=1e-5)
