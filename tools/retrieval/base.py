@@ -120,11 +120,17 @@ class Retriever(abc.ABC):
 
 
 def check_search_args(queries: Sequence[str], topk: int) -> None:
-    """Fails with what was got when a caller passes a bare string or a non-positive ``topk``."""
+    """Fails with what was got when a caller passes a bare string, a query that is no string or a
+    non-positive ``topk``."""
     if isinstance(queries, str):
         raise TypeError(
             f"queries must be a list of strings, got the string {queries[:60]!r}; wrap it in a list"
         )
+    for query in () if isinstance(queries, Iterator) else queries:  # a generator is read once, by search
+        if not isinstance(query, str):
+            raise TypeError(
+                f"queries must be a list of strings, got {type(query).__name__} {query!r:.60} among them"
+            )
     if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
         raise ValueError(f"topk must be a positive integer, got {topk!r}")
 

@@ -8,12 +8,15 @@ Example::
 The score is the inner product of the query and document embeddings; with a normalising encoder
 (the default) that is their cosine similarity. The default faiss index is exact (``"Flat"``);
 any ``faiss.index_factory`` string with inner-product metric works (``"HNSW32"`` for large
-corpora, trading a little recall for speed).
+corpora, trading a little recall for speed). Documents with equal scores (identical texts) come in
+corpus order, as BM25's ties do. A document longer than the encoder's ``max_length`` word pieces
+(256 for all-MiniLM-L6-v2, some 180 words of plain English) is embedded from its beginning only.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +28,18 @@ from agentgym.tools.retrieval.encoder import Encoder
 
 INDEX_FILE = "faiss.index"
 ENCODER_FILE = "encoder.json"
+
+
+def new_index(dim: int, factory: str) -> faiss.Index:
+    """An empty inner-product faiss index of type ``factory``; a string faiss cannot read is a ValueError."""
+    try:
+        return faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as error:  # faiss prefixes its C++ function and line: keep the reason
+        reason = re.sub(r"^Error in .*? at \S+:\d+: ", "", str(error), flags=re.DOTALL)
+        raise ValueError(
+            f"faiss cannot make an index from {factory!r}: {reason} (use an index_factory string "
+            'such as "Flat" or "HNSW32")'
+        ) from None
 
 
 class DenseRetriever(Retriever):
@@ -52,16 +67,22 @@ class DenseRetriever(Retriever):
         progress: bool = True,
     ) -> DenseRetriever:
         """Encodes every document (a progress bar follows) and adds the vectors to a faiss index."""
+        index = new_index(encoder.dim, factory)  # a bad factory string fails before hours of encoding
         with progress_bar("dense: encoding", len(corpus), progress) as bar:
             vectors = encoder.encode(corpus.contents, "passage", batch_size, on_batch=bar.advance)
-        return cls.from_vectors(corpus, encoder, vectors, factory)
+        return cls._indexed(corpus, encoder, index, vectors)
 
     @classmethod
     def from_vectors(
         cls, corpus: Corpus, encoder: Encoder, vectors: np.ndarray, factory: str = "Flat"
     ) -> DenseRetriever:
         """Indexes precomputed document vectors ``(len(corpus), encoder.dim)``."""
-        index = faiss.index_factory(encoder.dim, factory, faiss.METRIC_INNER_PRODUCT)
+        return cls._indexed(corpus, encoder, new_index(encoder.dim, factory), vectors)
+
+    @classmethod
+    def _indexed(
+        cls, corpus: Corpus, encoder: Encoder, index: faiss.Index, vectors: np.ndarray
+    ) -> DenseRetriever:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if not index.is_trained:
             index.train(vectors)
@@ -77,14 +98,15 @@ class DenseRetriever(Retriever):
             return []
         k = min(topk, len(self.corpus))
         scores, rows = self.index.search(self.encoder.encode(list(queries), "query"), k)  # (Q, k) each
-        return [
-            [
-                self.corpus.hit(int(row), score)
-                for row, score in zip(q_rows, q_scores, strict=True)
-                if row >= 0
-            ]
-            for q_rows, q_scores in zip(rows, scores, strict=True)
-        ]
+        results = []
+        for q_rows, q_scores in zip(rows, scores, strict=True):
+            found = q_rows >= 0  # approximate indexes may find fewer than k
+            q_rows, q_scores = q_rows[found], q_scores[found]
+            # faiss returns equal scores in reverse insertion order (so the best hit changed with k):
+            # best first, ties by corpus order
+            order = np.lexsort((q_rows, -q_scores))
+            results.append([self.corpus.hit(int(q_rows[i]), q_scores[i]) for i in order])
+        return results
 
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)

@@ -11,6 +11,8 @@ package. Nothing is ever fetched from a model hub (``local_files_only``, the sam
 ``HF_HUB_OFFLINE=1``). When the directory carries sentence-transformers files, the pooling
 (``1_Pooling/config.json``), the normalisation (a ``Normalize`` module in ``modules.json``) and
 the maximum length (``sentence_bert_config.json``) are read from them unless given explicitly.
+A text longer than ``max_length`` tokens (prefix included) is truncated: only its beginning is
+embedded. ``max_length`` cannot exceed what the model reads (512 for all-MiniLM-L6-v2).
 Query and passage prefixes serve encoders trained with them (e5: ``"query: "``/``"passage: "``).
 """
 
@@ -104,7 +106,7 @@ class Encoder:
             model=model if model in _BUNDLED else str(path.resolve()),
             pooling=pooling or found.get("pooling", "mean"),
             normalize=found.get("normalize", True) if normalize is None else normalize,
-            max_length=max_length or found.get("max_length", 256),
+            max_length=found.get("max_length", 256) if max_length is None else max_length,
             query_prefix=query_prefix,
             passage_prefix=passage_prefix,
         )
@@ -113,6 +115,27 @@ class Encoder:
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.model = AutoModel.from_pretrained(path, local_files_only=True).to(self.device).eval()
         self.dim = int(self.model.config.hidden_size)
+        # Beyond the model's position embeddings the first long enough text fails deep in torch
+        # (hours into a build), so the limit is checked here; the limit is the lesser of the
+        # positions and the tokenizer's length, as sentence-transformers takes it.
+        limit = min(
+            (
+                n
+                for n in (
+                    self.tokenizer.model_max_length,
+                    getattr(self.model.config, "max_position_embeddings", None),
+                )
+                if isinstance(n, int) and 0 < n < 1_000_000  # transformers' "no limit" is a huge integer
+            ),
+            default=None,
+        )
+        if self.settings.max_length < 1 or (limit is not None and self.settings.max_length > limit):
+            raise AgentGymError(
+                f"encoder {model!r}: max_length {self.settings.max_length} is out of range; it must be "
+                f"at least 1 and at most {limit} (the tokens this model reads)"
+                if limit is not None
+                else f"encoder {model!r}: max_length must be at least 1, got {self.settings.max_length}"
+            )
         # A fast tokenizer called from two threads at once raises "Already borrowed", and one forward
         # pass at a time keeps torch's intra-op threads from oversubscribing the cores.
         self._lock = threading.Lock()

@@ -17,12 +17,14 @@ by id and fused by one of two rules, ``w_i`` being the component weights (equal 
   ``score(d) = sum_i w_i * scaled_i(d)``. Keeps how much better the best hit is than the rest.
 
 Ties keep the order in which documents were first seen (component 0's ranking, then 1's, ...).
+A ranking that names a document twice (a remote server over a corpus repeating an id) counts it
+once, at its best place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 from agentgym.tools.retrieval.base import Hit, Retriever, check_search_args
 
@@ -42,7 +44,12 @@ def fuse(
         raise ValueError(f"{len(weights)} weights for {len(rankings)} rankings")
     fused: dict[str, float] = {}
     contents: dict[str, str] = {}
-    for weight, hits in zip(weights, rankings, strict=True):
+    for weight, ranking in zip(weights, rankings, strict=True):
+        # a document is ranked once, at its best place (a remote server can repeat an id)
+        first: dict[str, Hit] = {}
+        for hit in ranking:
+            first.setdefault(hit.id, hit)
+        hits = list(first.values())
         if method == "rrf":
             contributions = [weight / (rrf_k + rank) for rank in range(1, len(hits) + 1)]
         elif method == "minmax":
@@ -57,6 +64,24 @@ def fuse(
             contents.setdefault(hit.id, hit.contents)
     order = sorted(fused, key=fused.__getitem__, reverse=True)  # stable: ties keep first-seen order
     return [Hit(doc_id, contents[doc_id], fused[doc_id]) for doc_id in order[:topk]]
+
+
+FUSION_OPTIONS = ("method", "weights", "rrf_k", "depth")
+
+
+def check_fusion(count: int, options: Mapping[str, Any]) -> None:
+    """Fails on fusion options (:class:`HybridRetriever`'s keywords) that a hybrid of ``count``
+    retrievers cannot use; :func:`~agentgym.tools.retrieval.build_index` checks them before its build."""
+    unknown = [name for name in options if name not in FUSION_OPTIONS]
+    if unknown:
+        raise ValueError(f"unknown fusion option {unknown[0]!r}; the options are {', '.join(FUSION_OPTIONS)}")
+    weights, method, rrf_k = options.get("weights"), options.get("method", "rrf"), options.get("rrf_k", 60.0)
+    if weights is not None and len(weights) != count:
+        raise ValueError(f"{len(weights)} weights for {count} retrievers")
+    if method not in ("rrf", "minmax"):
+        raise ValueError(f"unknown fusion method {method!r}; use 'rrf' or 'minmax'")
+    if rrf_k < 0:  # at -1 the first rank divides by zero; below 0, scores stop falling with rank
+        raise ValueError(f"rrf_k must be >= 0, got {rrf_k}")
 
 
 class HybridRetriever(Retriever):
@@ -78,12 +103,7 @@ class HybridRetriever(Retriever):
         sizes = {len(r) for r in retrievers if hasattr(r, "__len__")}
         if len(sizes) > 1:
             raise ValueError(f"the retrievers search corpora of different sizes: {sorted(sizes)}")
-        if weights is not None and len(weights) != len(retrievers):
-            raise ValueError(f"{len(weights)} weights for {len(retrievers)} retrievers")
-        if method not in ("rrf", "minmax"):
-            raise ValueError(f"unknown fusion method {method!r}; use 'rrf' or 'minmax'")
-        if rrf_k < 0:  # at -1 the first rank divides by zero; below 0, scores stop falling with rank
-            raise ValueError(f"rrf_k must be >= 0, got {rrf_k}")
+        check_fusion(len(retrievers), {"weights": weights, "method": method, "rrf_k": rrf_k})
         self.retrievers = list(retrievers)
         self.weights = [1.0] * len(retrievers) if weights is None else [float(w) for w in weights]
         self.method: FusionMethod = method

@@ -24,6 +24,7 @@ installed; one recorded by path needs that path, or ``encoder=`` at load time.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from pathlib import Path
@@ -77,16 +78,22 @@ def build_index(
     if len(corpus) == 0:
         raise AgentGymError("the corpus is empty: there is nothing to index")
     dense_retriever = _dense_retriever() if kind in ("dense", "hybrid") else None
+    if kind == "hybrid":  # options that cannot be fused fail now, not once both components are built
+        from agentgym.tools.retrieval.hybrid import check_fusion
+
+        check_fusion(2, fusion or {})
+    if dense_retriever is not None:  # an encoder that cannot load fails before the BM25 build
+        from agentgym.tools.retrieval.encoder import DEFAULT_ENCODER, Encoder
+
+        if not isinstance(encoder, Encoder):
+            encoder = Encoder(encoder or DEFAULT_ENCODER)
+        _dense_module().new_index(encoder.dim, factory)  # so is a factory string faiss cannot read
     if directory is not None:
         make_index_directory(directory)  # before the build, which can take hours, not after it
     components: list[Retriever] = []
     if kind in ("bm25", "hybrid"):
         components.append(BM25Retriever.build(corpus, progress=progress))
     if dense_retriever is not None:
-        from agentgym.tools.retrieval.encoder import DEFAULT_ENCODER, Encoder
-
-        if not isinstance(encoder, Encoder):
-            encoder = Encoder(encoder or DEFAULT_ENCODER)
         components.append(
             dense_retriever.build(corpus, encoder, factory=factory, batch_size=batch_size, progress=progress)
         )
@@ -100,15 +107,19 @@ def build_index(
     return retriever
 
 
-def _dense_retriever() -> Any:
-    """The dense retriever class; without faiss (the ``retrieval`` extra), an error saying so."""
+def _dense_module() -> Any:
+    """The dense retriever's module; without faiss (the ``retrieval`` extra), an error saying so."""
     try:
-        from agentgym.tools.retrieval.dense import DenseRetriever
+        return importlib.import_module("agentgym.tools.retrieval.dense")
     except ImportError as error:
         if error.name != "faiss":
             raise
         raise AgentGymError("dense retrieval needs faiss: pip install 'agentgym[retrieval]'") from None
-    return DenseRetriever
+
+
+def _dense_retriever() -> Any:
+    """The dense retriever class; without faiss (the ``retrieval`` extra), an error saying so."""
+    return _dense_module().DenseRetriever
 
 
 def make_index_directory(directory: str | Path) -> None:
@@ -165,7 +176,16 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
             f"{directory} is not a retrieval index (no {MANIFEST}); build one with "
             "`agentgym serve retriever --corpus corpus.jsonl --index DIR --build-only` or build_index()"
         )
-    manifest = json.loads(path.read_text())
+    try:  # manifest.json is a common name: another tool's file there is no index of ours
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise AgentGymError(
+            f"{path} is not a version-{VERSION} {FORMAT} manifest (not JSON: {error})"
+        ) from None
+    if not isinstance(manifest, dict):
+        raise AgentGymError(
+            f"{path} is not a version-{VERSION} {FORMAT} manifest (a JSON {type(manifest).__name__})"
+        )
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
         raise AgentGymError(
             f"{path} is not a version-{VERSION} {FORMAT} manifest "

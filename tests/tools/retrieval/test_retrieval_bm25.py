@@ -71,11 +71,17 @@ def test_a_tie_across_the_top_k_cut_goes_by_corpus_order():
         (["q"], 0, ValueError),
         (["q"], True, ValueError),
         (["q"], 2.5, ValueError),
+        ([None], 3, TypeError),
+        ([["a batch", "in a batch"]], 3, TypeError),
     ],
 )
 def test_bad_arguments_raise_with_what_was_given(bm25, queries, topk, error):
     with pytest.raises(error, match=r"topk|list of strings"):
         bm25.search(queries, topk)
+
+
+def test_queries_checked_for_strings_are_still_searched_when_given_as_a_generator(bm25):
+    assert [hit.id for hit in bm25.search((q for q in ["Tarsh"]), 1)[0]] == ["tarsh"]
 
 
 def test_an_index_written_to_disk_loads_back_identical(corpus, bm25, tmp_path):
@@ -170,3 +176,13 @@ def test_a_corpus_without_a_word_to_index_is_refused(tmp_path):
     )
     with pytest.raises(AgentGymError, match="no document has a word to index"):
         build_index(tmp_path / "stopwords.jsonl")
+
+
+@pytest.mark.parametrize("text", ["", "not json {", "[1, 2]"])
+def test_a_manifest_that_is_not_ours_is_reported_not_a_traceback(tmp_path, text):
+    # manifest.json is a common name: another tool's file there is no index of ours
+    (tmp_path / "manifest.json").write_text(text)
+    with pytest.raises(
+        AgentGymError, match=r"manifest.json is not a version-1 agentgym-retrieval-index manifest"
+    ):
+        load_index(tmp_path)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from agentgym.core import AgentGymError
-from agentgym.tools.retrieval import DenseRetriever, Encoder, build_index, load_index
+from agentgym.tools.retrieval import BM25Retriever, Corpus, DenseRetriever, Encoder, build_index, load_index
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +101,31 @@ def test_without_faiss_dense_indexes_say_what_to_install(corpus, dense, tmp_path
     assert not (tmp_path / "new").exists()
     with pytest.raises(AgentGymError, match=needs):
         load_index(tmp_path / "saved")
+
+
+def test_identical_documents_rank_in_corpus_order_whatever_topk(encoder):
+    # Equal texts embed equally; faiss hands ties back in reverse, so the best hit changed with topk.
+    cat = "Cat\nThe cat sleeps on the warm mat."
+    corpus = Corpus(["a", "dog", "b", "c"], [cat, "Dog\nA dog barks at strangers.", cat, cat])
+    dense = DenseRetriever.build(corpus, encoder, progress=False)
+    for topk in (1, 2, 3):
+        [hits] = dense.search(["a sleeping cat"], topk)
+        assert [hit.id for hit in hits] == ["a", "b", "c"][:topk]
+
+
+def test_a_bad_faiss_factory_fails_before_the_corpus_is_encoded(corpus, encoder, tmp_path, monkeypatch):
+    monkeypatch.setattr(Encoder, "encode", lambda *args, **kwargs: pytest.fail("encoded in vain"))
+    with pytest.raises(ValueError, match=r"faiss cannot make an index from 'HNSW 32': could not parse"):
+        DenseRetriever.build(corpus, encoder, factory="HNSW 32", progress=False)
+    # and in a hybrid index, before the BM25 half is built and before a directory is made
+    monkeypatch.setattr(BM25Retriever, "build", lambda *args, **kwargs: pytest.fail("built in vain"))
+    with pytest.raises(ValueError, match=r"faiss cannot make an index from 'HNSW 32'"):
+        build_index(corpus, tmp_path / "index", "hybrid", encoder=encoder, factory="HNSW 32", progress=False)
+    assert not (tmp_path / "index").exists()
+
+
+def test_a_max_length_beyond_the_models_positions_is_refused_when_the_encoder_is_made():
+    # else the first document longer than 512 word pieces fails deep in torch, hours into a build
+    with pytest.raises(AgentGymError, match=r"max_length 1000 .* at most 512"):
+        Encoder(max_length=1000)
+    assert Encoder(max_length=512).encode(["word " * 2000]).shape == (1, 384)  # truncated, not refused

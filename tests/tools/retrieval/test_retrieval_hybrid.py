@@ -94,3 +94,41 @@ def test_a_hybrid_index_of_bm25_and_dense_round_trips(corpus, encoder, tmp_path)
     assert loaded.search(queries, 3) == built.search(queries, 3)
     # the name is found lexically, the paraphrase semantically
     assert [hits[0].id for hits in loaded.search(queries, 3)] == ["quint", "cat"]
+
+
+@pytest.mark.parametrize(
+    ("fusion", "message"),
+    [
+        ({"method": "max"}, "unknown fusion method 'max'"),
+        ({"rrfk": 10}, "unknown fusion option 'rrfk'"),
+        ({"weights": [1.0]}, "1 weights for 2 retrievers"),
+        ({"rrf_k": -1}, "rrf_k must be >= 0"),
+    ],
+)
+def test_bad_fusion_options_fail_before_the_build(corpus, encoder, tmp_path, monkeypatch, fusion, message):
+    from agentgym.tools.retrieval import BM25Retriever, DenseRetriever
+
+    for component in (BM25Retriever, DenseRetriever):
+        monkeypatch.setattr(component, "build", lambda *args, **kwargs: pytest.fail("built in vain"))
+    with pytest.raises(ValueError, match=message):
+        build_index(corpus, tmp_path / "index", "hybrid", encoder=encoder, fusion=fusion, progress=False)
+    assert not (tmp_path / "index").exists()
+
+
+def test_an_encoder_that_cannot_load_fails_before_the_bm25_build(corpus, tmp_path, monkeypatch):
+    from agentgym.core import AgentGymError
+    from agentgym.tools.retrieval import BM25Retriever
+
+    monkeypatch.setattr(BM25Retriever, "build", lambda *args, **kwargs: pytest.fail("built in vain"))
+    with pytest.raises(AgentGymError, match="not a local model directory"):
+        build_index(corpus, tmp_path / "index", "hybrid", encoder=str(tmp_path / "no-model"), progress=False)
+    assert not (tmp_path / "index").exists()
+
+
+@pytest.mark.parametrize("method", ["rrf", "minmax"])
+def test_an_id_repeated_within_one_ranking_counts_once_at_its_best_place(method):
+    # a remote server over a corpus that repeats an id can answer it twice; it is one document
+    repeated = hits(("a", 3.0), ("b", 2.0), ("a", 1.0), ("c", 0.0))
+    assert fuse([repeated, hits(("b", 0.9))], topk=3, method=method) == fuse(
+        [hits(("a", 3.0), ("b", 2.0), ("c", 0.0)), hits(("b", 0.9))], topk=3, method=method
+    )
