@@ -71,6 +71,7 @@ def register(
     Registering a taken id with a different entry point, defaults or time limit is an error.
     """
     name = full_id(id)
+    _check_entry_point(id, entry_point)
     existing = gymnasium.registry.get(name)
     if existing is not None:
         same = (existing.entry_point, existing.kwargs, existing.max_episode_steps, existing.nondeterministic)
@@ -93,6 +94,17 @@ def register(
         )
     except gymnasium.error.Error as error:
         raise AgentGymError(f"cannot register environment id {id!r}: {error}") from None
+
+
+def _check_entry_point(id: str, entry_point: str | Callable[..., gymnasium.Env]) -> None:
+    # gymnasium only imports a string entry point in make(); a "pkg.module.Class" would register,
+    # be listed, and fail later with a bare ValueError instead of here, where the mistake is.
+    if isinstance(entry_point, str):
+        module, _, attribute = entry_point.partition(":")
+        if not (module and attribute):
+            raise AgentGymError(
+                f"cannot register environment id {id!r}: entry point {entry_point!r} is not 'module:Class'"
+            )
 
 
 def deregister(id: str) -> None:
@@ -123,8 +135,10 @@ def spec(id: str) -> EnvSpec:
 
 def turn_limit(env_spec: EnvSpec, kwargs: dict[str, Any]) -> int | None:
     """The time limit of an instance made with ``kwargs``: ``max_episode_steps`` among them, else the
-    registered one (gymnasium.make reads it the same way)."""
-    return kwargs.get("max_episode_steps") or env_spec.max_episode_steps
+    registered one (gymnasium.make reads it the same way); None where there is none."""
+    limit = kwargs.get("max_episode_steps") or env_spec.max_episode_steps
+    # gymnasium.make(max_episode_steps=-1) wraps no TimeLimit: -1 is "no limit", not a turn count.
+    return None if limit == -1 else limit
 
 
 def entry_point_of(env_spec: EnvSpec) -> Callable[..., gymnasium.Env]:

@@ -43,6 +43,21 @@ def freeze(value: Any) -> Hashable:
     return value
 
 
+def to_python(value: Any) -> Any:
+    """``value`` with numpy scalars and arrays, also inside dicts, lists and tuples, as the Python
+    values they hold: pydantic cannot write numpy values to JSON."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {key: to_python(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        items = [to_python(item) for item in value]
+        return items if isinstance(value, list) else tuple(items)
+    return value
+
+
 class Step(BaseModel):
     """One agent turn: what it saw, what it generated, what it did and what came back."""
 
@@ -73,6 +88,13 @@ class Step(BaseModel):
     @classmethod
     def _hashable_anchor(cls, value: Any) -> Hashable:
         return freeze(value)
+
+    @field_validator("info", mode="after")
+    @classmethod
+    def _json_info(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # The engine copies the environment's info values (won, score, ...) as they come; a numpy
+        # bool or int among them would make the whole traces.jsonl write fail after the rollouts.
+        return to_python(value)
 
 
 class Trajectory(BaseModel):
@@ -262,7 +284,7 @@ class StepBatch:
             action=column("action", ""),
             reward=column("reward", 0.0, np.float64),
             valid=column("valid", True, bool),
-            done=np.zeros(len(records), dtype=bool),
+            done=np.zeros(len(records), dtype=bool),  # below: given per row, else derived from t
             role=column("role", "agent"),
             info_gain=column("info_gain", math.nan, np.float64),
             outcome=column("outcome", math.nan, np.float64),
@@ -279,10 +301,12 @@ class StepBatch:
                     "records; give it for every row or for none"
                 )
             setattr(batch, name, values)
-        if records and all("done" in record for record in records):
-            batch.done = column("done", False, bool)
-        else:
-            batch.done = batch.t == batch.last_t()
+        # Like every other column, done defaults row by row: a row's own value (a trajectory that
+        # goes on past this batch) must survive rows that leave it out.
+        batch.done = batch.t == batch.last_t()
+        for row, record in enumerate(records):
+            if record.get("done") is not None:
+                batch.done[row] = bool(record["done"])
         return batch
 
     @classmethod
@@ -294,7 +318,7 @@ class StepBatch:
         records = []
         for trajectory in trajectories:
             last = len(trajectory.steps) - 1
-            for step in trajectory.steps:
+            for position, step in enumerate(trajectory.steps):
                 record = {
                     "group": trajectory.group,
                     "traj": trajectory.traj,
@@ -303,7 +327,7 @@ class StepBatch:
                     "action": step.action,
                     "reward": step.reward,
                     "valid": step.valid,
-                    "done": step.t == last,
+                    "done": position == last,  # by position: t may skip a step left out
                     "role": step.role,
                     "info_gain": step.info_gain,
                 }
@@ -336,9 +360,14 @@ class StepBatch:
         return last[index]
 
     def select(self, mask: np.ndarray) -> StepBatch:
-        """The rows where ``mask`` is true (or at the given integer positions), in order."""
+        """The rows where ``mask`` (one bool per row) is true, or at the given integer positions, in order."""
         positions = np.asarray(mask)
         if positions.dtype == bool:
+            # flatnonzero would take a mask of another batch without a word, picking the wrong rows
+            if positions.shape != (len(self),):
+                raise IndexError(
+                    f"select: a boolean mask of {positions.size} rows for a batch of {len(self)}"
+                )
             positions = np.flatnonzero(positions)
         elif positions.size == 0:
             positions = np.zeros(0, dtype=np.intp)  # np.asarray([]) is a float array, not an index

@@ -3,6 +3,7 @@ import pytest
 
 import agentgym
 from agentgym.core import AgentGymError
+from agentgym.registry import turn_limit
 
 
 def test_make_by_short_and_full_id_and_through_gymnasium():
@@ -90,3 +91,22 @@ def test_time_limit_comes_from_the_registration():
     for _ in range(20):
         *_, truncated, _ = env.step("look around")
     assert truncated
+
+
+def test_a_turn_limit_of_minus_one_is_no_limit_as_in_gymnasium():
+    # gymnasium.make(max_episode_steps=-1) applies no TimeLimit; the engine and the env server read
+    # the limit through turn_limit, which must not report -1 (every episode would end after a turn).
+    env = agentgym.make("test-keydoor", max_episode_steps=-1)
+    assert not isinstance(env, gymnasium.wrappers.TimeLimit)
+    assert turn_limit(agentgym.spec("test-keydoor"), {"max_episode_steps": -1}) is None
+    assert turn_limit(agentgym.spec("test-keydoor"), {"max_episode_steps": 5}) == 5
+    assert turn_limit(agentgym.spec("test-keydoor"), {}) == 20
+
+
+def test_an_entry_point_string_without_a_colon_is_refused_when_registered():
+    try:
+        with pytest.raises(AgentGymError, match=r"entry point 'toy_envs.KeyDoorEnv' .*'module:Class'"):
+            agentgym.register("test-dotted", "toy_envs.KeyDoorEnv")
+        assert "test-dotted" not in agentgym.list_envs()
+    finally:
+        agentgym.deregister("test-dotted")

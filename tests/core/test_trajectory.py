@@ -183,3 +183,40 @@ def test_only_a_last_line_cut_short_is_skipped_not_a_whole_line_of_something_els
     path.write_text(whole + '{"iteration": 0, "loss": 0.5}\n')  # a whole line that is no trajectory
     with pytest.raises(ValueError):
         read_trajectories(path)
+
+
+def test_numpy_values_in_step_info_are_written_to_traces_as_python_values(tmp_path):
+    # An environment computing won/score with numpy passes them on in info; the engine copies them
+    # into Step.info, and traces.jsonl must still be writable.
+    info = {"won": np.bool_(True), "score": np.float32(0.5), "valid": np.bool_(True), "hits": np.arange(2)}
+    step = Step(t=0, observation="o", action="a", info=info)
+    write_jsonl(tmp_path / "traces.jsonl", [Trajectory(env_id="toy", task_id=0, group="g", steps=[step])])
+    [loaded] = read_trajectories(tmp_path / "traces.jsonl")
+    assert loaded.steps[0].info == {"won": True, "score": 0.5, "valid": True, "hits": [0, 1]}
+
+
+def test_select_refuses_a_boolean_mask_of_another_length():
+    batch = StepBatch.from_records([{"group": 0, "traj": i, "t": 0, "reward": float(i)} for i in range(4)])
+    with pytest.raises(IndexError, match="mask of 2 rows for a batch of 4"):
+        batch.select(np.array([False, True]))  # e.g. a mask computed on another batch
+    with pytest.raises(IndexError, match="mask of 5 rows for a batch of 4"):
+        batch.select([True] * 5)
+
+
+def test_a_given_done_is_kept_where_only_some_records_give_it():
+    batch = StepBatch.from_records(
+        [
+            {"group": 0, "traj": 0, "t": 0, "reward": 0.0},
+            {"group": 0, "traj": 0, "t": 1, "reward": 0.0, "done": False},  # the episode goes on
+            {"group": 0, "traj": 1, "t": 0, "reward": 0.0},
+            {"group": 0, "traj": 2, "t": 0, "reward": 0.0, "done": None},  # None: not given
+        ]
+    )
+    assert batch.done.tolist() == [False, False, True, True]
+
+
+def test_from_trajectories_marks_the_last_step_whatever_its_t():
+    trajectory = _trajectory("g", 0, [0.0, 0.0, 1.0])
+    trajectory.steps = [trajectory.steps[0], trajectory.steps[2]]  # t = 0, 2: a step left out
+    batch = StepBatch.from_trajectories([trajectory])
+    assert batch.t.tolist() == [0, 2] and batch.done.tolist() == [False, True]
