@@ -6,7 +6,8 @@
 Rollouts use the random policy (uniform over the admissible commands) on ``--tasks`` games of
 ``--split``, each ``--group`` times, in ``--slots`` environments spread over the worker processes.
 Episodes mostly run to the 50-step limit, so stepping dominates. One untimed run first loads the
-games in every worker (translations are cached per process), so the timed runs measure steady-state
+games in every worker (translations are cached per process, for at most 16 games: ``--tasks`` is
+no more, as more would load a game anew at every reset), so the timed runs measure steady-state
 stepping through ``ProcessEnvPool``: engine ticks, pickling, the engine's steps. Each number is the
 median of ``--repeats`` runs. "Worker CPU cores busy" is the CPU time the workers got per second of
 wall time: 2 worker processes can only scale 2x when they get 2 cores, so on a machine shared with
@@ -27,9 +28,10 @@ import tempfile
 import time
 
 import numpy as np
-from arguments import at_least
+from arguments import at_least, between
 
 from agentgym.environments.alfworld import ALFWorldEnv
+from agentgym.environments.alfworld.engine import COMPILED_GAMES
 from agentgym.policies import RandomPolicy
 from agentgym.rollout.engine import GroupRequest, RolloutEngine
 
@@ -95,7 +97,16 @@ def reset_and_step_times(args: argparse.Namespace, env_kwargs: dict) -> dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", default="valid_seen")
-    parser.add_argument("--tasks", type=at_least(1), default=8, help="games rolled out")
+    parser.add_argument(
+        "--tasks",
+        type=between(
+            1,
+            COMPILED_GAMES,
+            "a worker process keeps that many games compiled; more would load a game anew at every reset",
+        ),
+        default=8,
+        help=f"games rolled out (at most {COMPILED_GAMES}, the games a worker process keeps loaded)",
+    )
     parser.add_argument("--group", type=at_least(1), default=4, help="rollouts per game")
     parser.add_argument(
         "--slots", type=at_least(2), default=8, help="environments in the pool (2 processes need 2)"

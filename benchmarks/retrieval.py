@@ -92,7 +92,9 @@ def main() -> None:
     parser.add_argument("--full-dense", action="store_true", help="encode the whole corpus")
     parser.add_argument("--factory", default="Flat", help="faiss index type, e.g. Flat or HNSW32")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument(
+        "--threads", type=at_least(1), help="torch intra-op threads (default: torch's choice)"
+    )
     parser.add_argument(
         "--repeats", type=at_least(1), default=5, help="search timings are the median of these runs"
     )

@@ -7,7 +7,8 @@ train split and the first ``--rows`` turns are trained on for one epoch with eac
 budget, from the same initial weights, in turn, ``--repeats`` times. The largest budget puts every
 batch in one padded call; smaller ones sort a batch's rows by length and split it, which computes
 the same gradient with less padding. Prints the median seconds per epoch and each budget's speed
-relative to one call per batch.
+relative to one call per batch. Torch runs on the recipe's ``model.threads``, as the trainer's
+behaviour cloning does.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ def main() -> None:
     args = parser.parse_args()
 
     config = load_config(TrainConfig, [recipe_path(args.env)], {"env": args.env}, [])
+    if config.model.threads is not None:  # as the trainer sets them, before the model is loaded
+        torch.set_num_threads(config.model.threads)
     model, tokenizer = load_model(
         config.model.spec, config.env, config.env_kwargs, config.model.device, config.model.tiny
     )
@@ -77,10 +80,12 @@ def main() -> None:
         for budget in BUDGETS:
             seconds[budget].append(epoch_seconds(rows, budget))
 
+    threads = torch.get_num_threads()
     print(
         f"\n{config.env} / {config.model.spec}: one epoch of {len(rows)} turns "
         f"(mean {statistics.mean(lengths):.0f} tokens, longest {max(lengths)}) in batches of "
-        f"{config.sft.batch_rows}, median of {args.repeats}"
+        f"{config.sft.batch_rows}, median of {args.repeats}; {device}, "
+        f"{threads} torch thread{'s' if threads > 1 else ''}"
     )
     whole = statistics.median(seconds[BUDGETS[0]])
     print(f"{'micro-batch budget':<22}{'median s':>10}{'speed':>8}")

@@ -12,7 +12,8 @@ long gibberish, so pass a warm-started one for representative numbers: `model.sp
 prompt building and action parsing. The first iteration is dropped as warm-up; the medians of the
 rest are printed with each phase's share of the median iteration (medians, so the shares need not
 add up to 100%), then the tokens per second of generation and of the update and, on a GPU, the peak
-memory. Extra k=v arguments are training-config overrides.
+memory. The first line says how many torch threads the trainer ran on. Extra k=v arguments are
+training-config overrides.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
+import torch
 from arguments import at_least
 
 from agentgym.config import load_config
@@ -62,6 +64,7 @@ def main() -> None:
             values["algo"] = args.algo
         config = load_config(TrainConfig, [recipe_path(args.env)], values, args.overrides)
         Trainer(config).fit()
+        threads = torch.get_num_threads()  # the trainer sets model.threads when given
         metrics = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
 
     measured = metrics[1:] or metrics
@@ -77,7 +80,8 @@ def main() -> None:
     print(
         f"\n{config.env} / {config.algo} / {config.model.spec}: B={rollout.tasks_per_iteration} tasks x "
         f"G={rollout.group_size} rollouts, {which} "
-        f"({statistics.median(m['rollout/steps'] for m in measured):.1f} steps per episode)"
+        f"({statistics.median(m['rollout/steps'] for m in measured):.1f} steps per episode); "
+        f"{threads} torch thread{'s' if threads > 1 else ''}"
     )
     print(f"{'phase':<14}{'median s':>10}{'share':>9}")
     for name, seconds in medians.items():

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from toy_envs import KeyDoorEnv
 
 import agentgym
@@ -57,6 +58,8 @@ def test_train_iteration_help_describes_every_phase():
         ),
         ("alfworld_env.py", ["--tasks", "1", "--slots", "1"], "--slots: must be at least 2, got 1"),
         ("retrieval.py", ["--docs", "200", "--repeats", "0"], "--repeats: must be at least 1, got 0"),
+        # torch refuses it, once the corpus and the BM25 index are built
+        ("retrieval.py", ["--docs", "200", "--threads", "-1"], "--threads: must be at least 1, got -1"),
     ],
 )
 def test_counts_that_leave_nothing_to_measure_are_usage_errors(script, arguments, message):
@@ -253,3 +256,153 @@ def test_alfworld_reset_times_use_only_games_the_split_has(monkeypatch):
     assert len(times["new game"]) == len(times["loaded game"]) == 2  # games 3 and 4: 0-2 were rolled out
     assert len(times["step"]) == 20
     assert alfworld.reset_and_step_times(SimpleNamespace(tasks=5, split="valid_seen"), {})["step"] == []
+
+
+def test_alfworld_refuses_more_games_than_a_worker_keeps_compiled(monkeypatch, capsys):
+    alfworld = load_benchmark("alfworld_env", monkeypatch)
+    from agentgym.environments.alfworld.engine import COMPILED_GAMES
+
+    def measured(*args):
+        raise AssertionError("measured: every reset of the timed runs would load its game anew")
+
+    monkeypatch.setattr(alfworld, "steps_per_second", measured)
+    # one game more than a worker process keeps compiled: round-robin over them, every reset misses
+    with pytest.raises(SystemExit) as exit:
+        run_main(alfworld, monkeypatch, "--tasks", str(COMPILED_GAMES + 1), "--slots", "2", "--repeats", "1")
+    assert exit.value.code == 2  # argparse's usage error, before anything is measured
+    assert f"--tasks: must be at most {COMPILED_GAMES}, got {COMPILED_GAMES + 1}" in capsys.readouterr().err
+    with pytest.raises(AssertionError, match="measured"):  # as many as it keeps are measured
+        run_main(alfworld, monkeypatch, "--tasks", str(COMPILED_GAMES), "--slots", "2", "--repeats", "1")
+
+
+@pytest.fixture
+def torch_threads():
+    """Restores torch's thread count, which the benchmarks set as the trainer does."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+class FakeModel(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def save_pretrained(self, directory):
+        pass
+
+
+def fake_load_model(spec, env, env_kwargs, device, tiny):
+    return FakeModel(), SimpleNamespace(save_pretrained=lambda directory: None, pad_token_id=0)
+
+
+def fake_generation_benchmark(monkeypatch, threads: list[int]):
+    generation = load_benchmark("generation", monkeypatch)
+    engines: list[dict] = []
+
+    class FakeEngine:  # every rollout: one step of two generated tokens per episode, in 0.5 s of generate
+        def __init__(self, env_id, env_kwargs, **kwargs):
+            self.generation_seconds = 0.0
+
+        def task_ids(self, split):
+            return list(range(4))
+
+        def run(self, policy, requests, group_size, sampling):
+            threads.append(torch.get_num_threads())
+            self.generation_seconds += 0.5
+            step = SimpleNamespace(action="look", response_ids=[1, 2])
+            episode = SimpleNamespace(steps=[step])
+            return [SimpleNamespace(trajectories=[episode] * group_size) for _ in requests]
+
+        def close(self):
+            pass
+
+    def fake_vllm(directory, **kwargs):
+        engines.append(kwargs)
+        return SimpleNamespace(kind="vllm")
+
+    monkeypatch.setattr(generation, "load_model", fake_load_model)
+    monkeypatch.setattr(generation, "HFPolicy", lambda model, tokenizer: SimpleNamespace(kind="hf"))
+    monkeypatch.setattr(generation, "VLLMPolicy", fake_vllm)
+    monkeypatch.setattr(generation, "RolloutEngine", FakeEngine)
+    return generation, engines
+
+
+def test_generation_builds_the_vllm_engine_with_the_configs_vllm_settings(monkeypatch, capsys, torch_threads):
+    generation, engines = fake_generation_benchmark(monkeypatch, [])
+    run_main(
+        generation,
+        monkeypatch,
+        *("--repeats", "1", "model.vllm.gpu_memory_utilization=0.5", "model.vllm.kv_cache_gib=2"),
+    )
+    assert len(engines) == 1
+    # as the trainer builds it from the same settings (model.generator=vllm)
+    assert engines[0]["gpu_memory_utilization"] == 0.5 and engines[0]["kv_cache_gib"] == 2.0
+    assert "vllm / transformers: 1.00x" in capsys.readouterr().out
+
+
+def test_generation_runs_on_the_configs_torch_threads_and_says_so(monkeypatch, capsys, torch_threads):
+    threads: list[int] = []
+    generation, _ = fake_generation_benchmark(monkeypatch, threads)
+    torch.set_num_threads(2)
+    run_main(generation, monkeypatch, "--repeats", "1", "model.threads=1")
+    assert threads and set(threads) == {1}  # the trainer generates on model.threads too
+    assert "1 torch thread" in capsys.readouterr().out
+
+
+def test_sft_micro_batches_train_on_the_recipes_torch_threads_and_say_so(monkeypatch, capsys, torch_threads):
+    sft = load_benchmark("sft_micro_batches", monkeypatch)
+    threads: list[int] = []
+
+    class FakeEngine:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+        def task_ids(self, split):
+            return list(range(4))
+
+    def fake_train_sft(model, rows, **kwargs):
+        threads.append(torch.get_num_threads())
+        return [0.0]
+
+    monkeypatch.setattr(sft, "load_model", fake_load_model)
+    monkeypatch.setattr(sft, "RolloutEngine", FakeEngine)
+    monkeypatch.setattr(sft, "expert_demonstrations", lambda *args: [])
+    monkeypatch.setattr(sft, "demonstration_rows", lambda *args: sft.TurnRows([[1, 2]] * 4, [[3]] * 4))
+    monkeypatch.setattr(sft, "train_sft", fake_train_sft)
+    recipe = sft.load_config(sft.TrainConfig, [sft.recipe_path("webshop")], {"env": "webshop"}, [])
+    assert recipe.model.threads == 2  # the WebShop recipe pins its behaviour cloning to 2 threads
+    torch.set_num_threads(1)
+    run_main(sft, monkeypatch, "--rows", "4", "--repeats", "1")
+    assert threads and set(threads) == {2}
+    assert "2 torch threads" in capsys.readouterr().out
+
+
+def test_train_iteration_says_how_many_torch_threads_the_trainer_ran_on(monkeypatch, capsys, torch_threads):
+    train_iteration = load_benchmark("train_iteration", monkeypatch)
+
+    class RecordedTrainer:  # sets torch's threads from model.threads, as the trainer does
+        def __init__(self, config):
+            self.config = config
+
+        def fit(self):
+            torch.set_num_threads(self.config.model.threads)
+            record = {
+                "timing/rollout": 2.0,
+                "timing/generation": 1.0,
+                "timing/advantages": 0.0,
+                "timing/update": 1.0,
+                "rollout/steps": 3.0,
+            }
+            (Path(self.config.out) / "metrics.jsonl").write_text(json.dumps(record) + "\n")
+
+    monkeypatch.setattr(train_iteration, "Trainer", RecordedTrainer)
+    torch.set_num_threads(2)
+    run_main(train_iteration, monkeypatch, "--iterations", "1", "model.threads=1")
+    assert "1 torch thread" in capsys.readouterr().out
