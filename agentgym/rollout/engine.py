@@ -294,6 +294,8 @@ class RolloutEngine:
         trajectory.split = str(info.get("split", trajectory.split))
         trajectory.task_type = info.get("task_type")
         gold = info.get("gold")
+        if isinstance(gold, str):  # one answer, as search-qa's metrics also read it, not its letters
+            gold = [gold]
         trajectory.gold = [str(answer) for answer in gold] if gold is not None else None
         episode.observation, episode.info = observation, info
         episode.agent.start(observation, info)

@@ -189,3 +189,19 @@ def test_a_tool_calling_environment_shows_its_tools_in_the_prompt():
     system = trajectory.steps[0].prompt[0]
     assert system["role"] == "system"
     assert '"name": "act"' in system["content"] and '"command": {"type": "string"}' in system["content"]
+
+
+def test_a_gold_answer_given_as_one_string_is_one_answer_not_its_letters(toy_envs):
+    from toy_envs import KeyDoorEnv
+
+    class OneGold(KeyDoorEnv):
+        def _info(self, **extra):
+            return {**super()._info(**extra), "gold": "Paris"}
+
+    agentgym.register("test-one-gold", OneGold)
+    try:
+        with RolloutEngine("test-one-gold", num_slots=1) as engine:
+            [group] = engine.run(ExpertPolicy(), [GroupRequest(task_id=0, split="test")])
+        assert group.trajectories[0].gold == ["Paris"]
+    finally:
+        agentgym.registry.deregister("test-one-gold")
