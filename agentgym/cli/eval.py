@@ -54,7 +54,9 @@ def eval_command(
     settings = load_config(EvalConfig, config, values, overrides)
     spec(settings.env)
     if dry_run:
-        console.print(dump_config(settings), highlight=False)
+        typer.echo(
+            dump_config(settings), nl=False
+        )  # plain: the console would wrap lines and read [..] as markup
         return
     agent = make_policy(settings.policy, env_id=settings.env)
     # evaluate() closes only a policy it makes itself; this one is made here, before the progress

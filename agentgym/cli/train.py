@@ -68,7 +68,9 @@ def train_command(
         run = {k: v for k, v in read_yaml(saved).items() if k not in ("resume", "overwrite")}
         settings = load_config(TrainConfig, [run, user_file], {**values, "env": env}, overrides)
     if dry_run:
-        console.print(dump_config(settings), highlight=False)
+        typer.echo(
+            dump_config(settings), nl=False
+        )  # plain: the console would wrap lines and read [..] as markup
         return
     from agentgym.trainers.rl import Trainer
 

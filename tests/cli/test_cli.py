@@ -431,3 +431,17 @@ def test_envs_prints_descriptions_and_import_errors_as_written(agentgym_cli, tmp
     text = "".join(out.replace("│", " ").split())  # cells wrap anywhere: compare without spaces
     assert code == 0 and "Traceback" not in out + err
     assert "go[north]andtake[key]" in text and "pipinstall'mygym[gpu]'" in text
+
+
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_a_dry_run_prints_yaml_that_reads_back_whatever_its_lines(command, agentgym_cli, tmp_path):
+    """Long values stay on their line, and brackets are YAML, not console markup."""
+    import yaml
+
+    out_dir = tmp_path / ("a-very-long-directory-name-" * 4) / "run"
+    prompt = "Answer with [one] word, " * 6
+    args = ["--env", "test-keydoor", "--dry-run", "--out", str(out_dir), f"agent.system_prompt={prompt}"]
+    code, out, err = agentgym_cli(command, *args)
+    assert code == 0, err
+    config = yaml.safe_load(out)
+    assert (config["out"], config["agent"]["system_prompt"]) == (str(out_dir), prompt)
