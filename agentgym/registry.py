@@ -22,6 +22,7 @@ from __future__ import annotations
 import difflib
 import importlib.metadata
 import inspect
+import re
 import threading
 import warnings
 from collections.abc import Callable
@@ -119,9 +120,10 @@ def list_envs() -> list[str]:
 
 
 def spec(id: str) -> EnvSpec:
-    """The :class:`gymnasium.envs.registration.EnvSpec` of an agentgym id (short or full)."""
+    """The :class:`gymnasium.envs.registration.EnvSpec` of an agentgym id (short or full); an id
+    without a version names its latest registered version (``kd`` -> ``kd-v2``), as in gymnasium."""
     load_plugins()
-    name = full_id(id)
+    name = _latest_version(full_id(id))
     if name not in gymnasium.registry:
         known = list_envs()
         close = difflib.get_close_matches(short_id(id), known, n=1)
@@ -131,6 +133,17 @@ def spec(id: str) -> EnvSpec:
             f"(known: {', '.join(known) or 'none'})."
         )
     return gymnasium.registry[name]
+
+
+def _latest_version(name: str) -> str:
+    if name in gymnasium.registry:
+        return name
+    versions = [
+        int(match.group(1))
+        for other in gymnasium.registry
+        if (match := re.fullmatch(re.escape(name) + r"-v(\d+)", other))
+    ]
+    return f"{name}-v{max(versions)}" if versions else name
 
 
 def turn_limit(env_spec: EnvSpec, kwargs: dict[str, Any]) -> int | None:

@@ -110,3 +110,14 @@ def test_an_entry_point_string_without_a_colon_is_refused_when_registered():
         assert "test-dotted" not in agentgym.list_envs()
     finally:
         agentgym.deregister("test-dotted")
+
+
+def test_an_unversioned_id_names_the_latest_version_as_in_gymnasium(toy_envs):
+    for version in (1, 2):
+        agentgym.register(f"test-versioned-v{version}", "toy_envs:KeyDoorEnv")
+    try:
+        assert agentgym.spec("test-versioned").id == "agentgym/test-versioned-v2"
+        assert agentgym.make("test-versioned").spec.id == gymnasium.make("agentgym/test-versioned").spec.id
+    finally:
+        for version in (1, 2):
+            agentgym.registry.deregister(f"test-versioned-v{version}")
