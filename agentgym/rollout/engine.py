@@ -145,6 +145,13 @@ class RolloutEngine:
         record_prompts: bool = False,
         agent_factory: Callable[[], ChatAgent] | None = None,
     ):
+        for name, value in (
+            ("num_slots", num_slots),
+            ("num_processes", num_processes),
+            ("max_steps", max_steps),
+        ):
+            if value is not None and value < 1:  # none would run an episode, or run it for a turn
+                raise AgentGymError(f"{name} must be at least 1, got {value}")
         self.spec = spec(env_id)
         self.env_id = short_id(self.spec.id)
         self.env_kwargs = dict(env_kwargs or {})

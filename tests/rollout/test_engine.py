@@ -205,3 +205,16 @@ def test_a_gold_answer_given_as_one_string_is_one_answer_not_its_letters(toy_env
         assert group.trajectories[0].gold == ["Paris"]
     finally:
         agentgym.registry.deregister("test-one-gold")
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"num_slots": 0}, "num_slots"),
+        ({"max_steps": 0}, "max_steps"),
+        ({"num_processes": 0}, "num_processes"),
+    ],
+)
+def test_engine_settings_that_could_run_nothing_are_refused(toy_envs, option, message):
+    with pytest.raises(AgentGymError, match=message):
+        RolloutEngine("test-keydoor", **option)
