@@ -36,7 +36,9 @@ class EvalConfig(BaseModel):
 
     env: str = Field(description="environment id, e.g. webshop")
     policy: str = Field(
-        default="expert", description="policy spec: expert, random, tiny, a model path, openai:<url>#<model>"
+        default="expert",
+        description="policy spec: expert, random, tiny, a model directory or .gguf file (after hf: or "
+        "vllm: to choose the backend), a hub id, openai:<url>#<model>",
     )
     split: str = Field(default="test", description="task split to evaluate on")
     episodes: int | None = Field(
@@ -159,6 +161,7 @@ def evaluate(
 
     made_here = policy is None
     policy = policy or make_policy(config.policy, env_id=config.env)
+    new_dir = not run_dir.exists()
     try:
         with RolloutEngine(
             config.env,
@@ -205,6 +208,13 @@ def evaluate(
             engine.run(
                 policy, requests, group_size=config.attempts, sampling=config.sampling, on_trajectory=record
             )
+    except BaseException:
+        # A run that failed before its first episode (a policy that cannot constrain decoding, say)
+        # leaves no directory behind, so that the corrected command runs as typed.
+        if new_dir and traces.exists() and traces.stat().st_size == 0 and len(list(run_dir.iterdir())) == 1:
+            traces.unlink()
+            run_dir.rmdir()
+        raise
     finally:
         if made_here and hasattr(policy, "close"):
             policy.close()  # the vLLM engine or HTTP client this call made for itself

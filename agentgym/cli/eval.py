@@ -28,7 +28,10 @@ from agentgym.registry import spec
 def eval_command(
     env: str = typer.Option(None, "--env", help="environment id, e.g. webshop"),
     policy: str = typer.Option(
-        None, "--policy", help="expert, random, tiny, a model dir, vllm:<model dir>, openai:<url>#<model>"
+        None,
+        "--policy",
+        help="expert, random, tiny, a model dir or .gguf file (hf: or vllm: before it to choose the "
+        "backend), a hub id, openai:<url>#<model>",
     ),
     split: str = typer.Option(None, help="task split (default: test)"),
     episodes: int = typer.Option(None, help="evaluate the first N tasks of the split (default: all)"),
@@ -54,9 +57,8 @@ def eval_command(
     settings = load_config(EvalConfig, config, values, overrides)
     spec(settings.env)
     if dry_run:
-        typer.echo(
-            dump_config(settings), nl=False
-        )  # plain: the console would wrap lines and read [..] as markup
+        # plain: the console would wrap long lines and read [..] as markup
+        typer.echo(dump_config(settings), nl=False)
         return
     agent = make_policy(settings.policy, env_id=settings.env)
     # evaluate() closes only a policy it makes itself; this one is made here, before the progress

@@ -66,11 +66,14 @@ def train_command(
         # own settings, then what this command gives (the trainer refuses a change that makes it
         # another run); --env only when given, as its default would replace the run's.
         run = {k: v for k, v in read_yaml(saved).items() if k not in ("resume", "overwrite")}
+        if algo is not None and algo != run.get("algo"):
+            # The run's estimator settings are its algorithm's: kept, they would fail as unknown to
+            # this one before the trainer could say that the algorithm is what differs.
+            run.pop("estimator", None)
         settings = load_config(TrainConfig, [run, user_file], {**values, "env": env}, overrides)
     if dry_run:
-        typer.echo(
-            dump_config(settings), nl=False
-        )  # plain: the console would wrap lines and read [..] as markup
+        # plain: the console would wrap long lines and read [..] as markup
+        typer.echo(dump_config(settings), nl=False)
         return
     from agentgym.trainers.rl import Trainer
 

@@ -210,3 +210,16 @@ def test_resume_rolls_out_again_the_episodes_an_environment_failure_ended(tmp_pa
     write_jsonl(traces, crashed)
     assert evaluate(config.model_copy(update={"resume": True})) == won
     assert not any(t.failed for t in read_trajectories(traces))
+
+
+def test_a_policy_that_fails_before_any_episode_leaves_no_run_directory(tmp_path):
+    class Unconstrainable:  # an HTTP policy, say: it cannot be limited to the admissible actions
+        def generate(self, prompts, sampling):
+            raise AssertionError("never asked")
+
+    config = EvalConfig(
+        env="test-keydoor", policy="x", episodes=2, out=tmp_path / "run", agent={"constrain_actions": True}
+    )
+    with pytest.raises(AgentGymError, match="does not support constrained decoding"):
+        evaluate(config, policy=Unconstrainable())
+    assert not (tmp_path / "run").exists()  # the corrected command runs as typed, without --overwrite

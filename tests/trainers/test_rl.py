@@ -647,3 +647,18 @@ def test_a_kill_during_behaviour_cloning_resumes_from_its_last_epoch(
     }
     warm_starts = [load_model(str(tmp_path / run / "sft"))[0].state_dict() for run in ("reference", "killed")]
     assert all(torch.equal(tensor, warm_starts[1][name]) for name, tensor in warm_starts[0].items())
+
+
+def test_resuming_with_another_algorithm_names_the_algorithm_not_its_estimator_settings(
+    agentgym_cli, tiny_model_dir, tmp_path
+):
+    run = tmp_path / "run"
+    config = small_run(
+        tiny_model_dir, run, iterations=1, sft={"enabled": False}, estimator={"invalid_penalty": 0.1}
+    )
+    Trainer(config).fit()
+    code, out, err = agentgym_cli(
+        "train", "--out", str(run), "--resume", "--algo", "hgpo", "--iterations", "2"
+    )
+    message = " ".join((out + err).split())
+    assert code != 0 and "algo (gigpo in the run, hgpo here)" in message, message
