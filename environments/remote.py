@@ -9,6 +9,9 @@ Example::
     agentgym eval --env remote --policy expert env_kwargs.url=http://10.0.0.5:8001
 
 Each instance opens a session on the server (one environment there) and closes it in ``close``.
+When that session is gone (the server closed it as idle, or restarted) or stuck (a call on it
+outlasted ``timeout``: the call fails, and may still run there), the next ``reset`` starts on a new
+session, as the rollout engine replaces a local environment that hung.
 A server started with an API key needs it: ``api_key=``, or ``$AGENTGYM_API_KEY`` when none is
 given (which keeps it out of configuration files and run directories).
 Other keyword options are the served environment's own and are checked against the server's (a
@@ -39,6 +42,14 @@ from agentgym.tools.servers import auth_headers, client_api_key
 class RemoteEnvError(AgentGymError):
     """The environment server failed, or could not be reached."""
 
+
+class _SessionClosed(AgentGymError):
+    """The server holds no session by this instance's id any more (closed as idle, or restarted)."""
+
+
+#: Seconds to wait for the closing of a session whose call timed out: the server closes it once that
+#: call ends, which this instance does not wait for.
+ABANDONED_SESSION_WAIT = 1.0
 
 #: What ``GET /spec`` of an environment server answers, and this client reads.
 SPEC_KEYS = ("env", "options", "instructions", "action_format", "splits", "max_episode_steps")
@@ -104,9 +115,14 @@ class RemoteEnv(TextEnv):
             raise RemoteEnvError(f"remote: url={url!r} has no http:// or https:// scheme (e.g. http://{url})")
         self.url = url.rstrip("/")
         self._headers = auth_headers(client_api_key(api_key))
-        self._http = client or httpx.Client(base_url=self.url, timeout=timeout)
+        try:
+            self._http = client or httpx.Client(base_url=self.url, timeout=timeout)
+        except httpx.InvalidURL as error:
+            raise RemoteEnvError(f"remote: url={url!r} is not a valid address: {error}") from None
         self._owns_http = client is None
         self._session: str | None = None
+        self._served_options = served_options
+        self._abandoned = False  # a call on the session timed out: see _request
         try:
             self._open_session(served_options)
         except BaseException:
@@ -133,6 +149,10 @@ class RemoteEnv(TextEnv):
         try:
             response = self._http.request(method, path, headers=self._headers, **kwargs)
         except httpx.HTTPError as error:
+            if isinstance(error, httpx.TimeoutException) and path.startswith("/sessions/"):
+                # The call may still run there, holding the session: the next episode starts on a
+                # new one rather than waiting behind it (as a local environment that hung is replaced).
+                self._abandoned = True
             raise RemoteEnvError(f"environment server {self.url}: {type(error).__name__}: {error}") from None
         if 300 <= response.status_code < 400:  # httpx follows no redirect, and a served answer is never one
             location = response.headers.get("location", "elsewhere")
@@ -154,18 +174,41 @@ class RemoteEnv(TextEnv):
             message = response.text[:500]
         if response.status_code == 501:
             raise NotImplementedError(message)
+        if response.status_code == 404 and path.startswith("/sessions/"):
+            raise _SessionClosed(f"environment server {self.url} refused {method} {path}: {message}")
         if response.status_code < 500 and response.status_code != 429:
             raise AgentGymError(f"environment server {self.url} refused {method} {path}: {message}")
         raise RemoteEnvError(f"environment server {self.url}: HTTP {response.status_code}: {message}")
 
+    def _anew(self, method: str, action: str, **kwargs: Any) -> dict[str, Any]:
+        """A request that needs nothing of the episode so far (a reset, the task list), on a new
+        session when this instance's is gone or stuck. Steps are never redone so."""
+        if self._abandoned:
+            self._close_session()
+        if self._session is None:
+            self._open_session(self._served_options)
+        try:
+            return self._request(method, self._path(action), **kwargs)
+        except _SessionClosed:  # closed by the server: idle while this instance waited, or restarted since
+            self._session = None
+            self._open_session(self._served_options)
+            return self._request(method, self._path(action), **kwargs)
+
     def _path(self, action: str) -> str:
+        if self._abandoned or self._session is None:
+            why = (
+                "a call on its session timed out and may still run there"
+                if self._abandoned
+                else "opening one failed"
+            )
+            raise RemoteEnvError(f"environment server {self.url}: {why}; reset() starts a new session")
         return f"/sessions/{self._session}/{action}"
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[str, dict[str, Any]]:
         super().reset(seed=seed)
-        answer = self._request("POST", self._path("reset"), json={"seed": seed, "options": jsonable(options)})
+        answer = self._anew("POST", "reset", json={"seed": seed, "options": jsonable(options)})
         return self._observe(answer["observation"]), self._info(answer["info"])
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
@@ -179,7 +222,7 @@ class RemoteEnv(TextEnv):
         )
 
     def task_ids(self, split: str) -> Sequence[TaskId]:
-        return self._request("GET", self._path("tasks"), params={"split": split})["task_ids"]
+        return self._anew("GET", "tasks", params={"split": split})["task_ids"]
 
     def expert_action(self) -> str:
         return self._request("GET", self._path("expert"))["action"]
@@ -190,12 +233,20 @@ class RemoteEnv(TextEnv):
             info["anchor"] = frozen(info["anchor"])
         return info
 
+    def _close_session(self) -> None:
+        """Closes the session on the server; one whose call timed out closes there once that call
+        ends, without this instance waiting for it."""
+        if self._session is None:
+            return
+        session, self._session = self._session, None
+        wait = {"timeout": ABANDONED_SESSION_WAIT} if self._abandoned else {}
+        # a server that is gone, or already dropped the session, holds nothing left to free
+        with contextlib.suppress(AgentGymError):
+            self._request("DELETE", f"/sessions/{session}", **wait)
+        self._abandoned = False
+
     def close(self) -> None:
-        if self._session is not None:
-            session, self._session = self._session, None
-            # a server that is gone, or already dropped the session, holds nothing left to free
-            with contextlib.suppress(AgentGymError):
-                self._request("DELETE", f"/sessions/{session}")
+        self._close_session()
         if self._owns_http:
             self._http.close()
         super().close()

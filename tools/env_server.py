@@ -13,7 +13,8 @@ another. The protocol (JSON bodies and answers):
 ``GET /spec``                               ``{"env", "env_kwargs", "options", "instructions",
                                             "action_format", "tools", "splits",
                                             "max_episode_steps"}``
-``POST /sessions``                          makes an instance: ``{"session": id}`` (429 when full)
+``POST /sessions``                          makes an instance: ``{"session": id}`` (429 when full,
+                                            503 when the server stopped while making it)
 ``POST /sessions/{id}/reset``               ``{"seed": int | null, "options": {...} | null}`` ->
                                             ``{"observation": str, "info": {...}}``
 ``POST /sessions/{id}/step``                ``{"action": str}`` -> ``{"observation", "reward",
@@ -30,8 +31,9 @@ environment fails (answered on the same connection, which stays open); none stop
 the other sessions. ``env_kwargs`` are the options the server was started with, ``options`` every
 option the environment was made with, defaults included (those with JSON values), and
 ``max_episode_steps`` the made environment's turn limit. Calls on one session run one at a
-time; sessions run in parallel. Sessions idle for ``idle_timeout`` seconds (counted from the end of
-their last call) are closed when room is needed for a new one; stopping the server closes them all.
+time; sessions run in parallel, all ``max_sessions`` of them, and while another is being made.
+Sessions idle for ``idle_timeout`` seconds (counted from the end of their last call) are closed
+when room is needed for a new one; stopping the server closes them all.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import anyio.to_thread
 import gymnasium
 import numpy as np
 from fastapi import FastAPI, Request
@@ -54,7 +57,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from agentgym.core import AgentGymError
 from agentgym.registry import entry_point_of, make, short_id, spec, turn_limit
-from agentgym.tools.servers import require_api_key
+from agentgym.tools.servers import KEEP_ALIVE, require_api_key
 
 
 class ResetRequest(BaseModel):
@@ -164,7 +167,12 @@ def create_app(
     env_kwargs = dict(env_kwargs or {})
     env_spec = spec(env_id)
     name = short_id(env_spec.id)
-    probe = make(name, **env_kwargs)  # bad options fail here, at start, not per session
+    try:
+        probe = make(name, **env_kwargs)  # bad options fail here, at start, not per session
+    except AgentGymError:
+        raise
+    except Exception as error:  # a missing data file, an option of the wrong type: one line, not a traceback
+        raise AgentGymError(f"cannot serve {name}: {type(error).__name__}: {error}") from error
     description = {
         "env": name,
         "env_kwargs": plain(env_kwargs),
@@ -177,16 +185,24 @@ def create_app(
     }
     probe.close()
     sessions: dict[str, _Session] = {}
+    opening = 0  # sessions being made, outside the lock: they count against max_sessions already
+    stopped = False
     table_lock = threading.Lock()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nonlocal stopped
+        # Routes run in Starlette's thread pool, 40 threads by default: every session's call needs
+        # one, as may one more waiting behind it (a client that timed out and called again).
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = max(limiter.total_tokens, 2 * max_sessions + 8)
         yield
         # A stopped server frees what its sessions hold (browsers, containers, subprocesses), which
         # the process exit alone leaves running.
         with table_lock:
             open_sessions = list(sessions.values())
             sessions.clear()
+            stopped = True  # a session still being made is closed once it is
         deadline = time.monotonic() + SHUTDOWN_WAIT
         for session in open_sessions:
             close_quietly(session, wait=deadline - time.monotonic())
@@ -252,23 +268,36 @@ def create_app(
 
     @app.post("/sessions", status_code=201, response_model=None)
     def open_session() -> dict[str, str] | JSONResponse:
+        nonlocal opening
         with table_lock:
-            if len(sessions) >= max_sessions:
+            if len(sessions) + opening >= max_sessions:
                 now = time.monotonic()
                 for key, idle in list(sessions.items()):
                     # a session whose lock is taken has a call in flight or waiting: not idle
                     if now - idle.last_used > idle_timeout and close_quietly(idle, wait=0):
                         del sessions[key]
-            if len(sessions) >= max_sessions:
+            if len(sessions) + opening >= max_sessions:
                 return JSONResponse(
                     {"error": f"all {max_sessions} sessions are in use; close one or try again later"}, 429
                 )
-            session_id = uuid.uuid4().hex  # never reused, so a stale id cannot reach another's session
-            # made under the lock, so that concurrent opens cannot pass the limit together
-            try:
-                sessions[session_id] = _Session(make(name, **env_kwargs))
-            except Exception as error:
-                raise failure(error) from error
+            opening += 1  # its room taken, so that concurrent opens cannot pass the limit together
+        session_id = uuid.uuid4().hex  # never reused, so a stale id cannot reach another's session
+        session, kept = None, False
+        try:
+            # made outside the lock: the other sessions' calls go on meanwhile (a browser or a
+            # container can take seconds to start)
+            session = _Session(make(name, **env_kwargs))
+        except Exception as error:
+            raise failure(error) from error
+        finally:
+            with table_lock:
+                opening -= 1
+                kept = session is not None and not stopped
+                if kept:
+                    sessions[session_id] = session
+        if not kept:  # made while the server stopped, after it closed the others
+            close_quietly(session, wait=0)
+            return JSONResponse({"error": "the server is stopping"}, 503)
         return {"session": session_id}
 
     @app.delete("/sessions/{session_id}")
@@ -328,4 +357,4 @@ def serve(
     import uvicorn
 
     app = create_app(env_id, env_kwargs, api_key=api_key, **limits)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=KEEP_ALIVE)

@@ -22,31 +22,48 @@ from agentgym.core import AgentGymError
 #: The environment variable servers and clients read the API key from when none is given.
 API_KEY_VARIABLE = "AGENTGYM_API_KEY"
 UNAUTHORIZED = "missing or wrong API key: send 'Authorization: Bearer <key>'"
+#: Seconds a server keeps an idle connection open: longer than clients keep theirs (httpx: 5 s), so
+#: that a client never sends a request on a connection the server is closing at that moment (which
+#: loses the request; uvicorn's default is 5 s too).
+KEEP_ALIVE = 75.0
 
 
 def client_api_key(api_key: str | None) -> str | None:
-    """The key a client sends: ``api_key``, else ``$AGENTGYM_API_KEY``, else none."""
-    return api_key if api_key is not None else os.environ.get(API_KEY_VARIABLE) or None
+    """The key a client sends: ``api_key``, else ``$AGENTGYM_API_KEY``, else none; without surrounding
+    whitespace (a secret file's newline), which no header value carries."""
+    key = api_key if api_key is not None else os.environ.get(API_KEY_VARIABLE)
+    return (key.strip() or None) if key else None
 
 
 def auth_headers(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
+def server_api_key(api_key: str | None) -> str | None:
+    """The key a server requires: ``api_key`` without surrounding whitespace (HTTP drops it from
+    header values), none when it is empty; a blank one, which no request could send, is an error."""
+    if api_key and not api_key.strip():  # refusing every request would hide the mistake
+        raise AgentGymError("the API key is blank: give a key, or none to serve without one")
+    return api_key.strip() if api_key else None
+
+
 def require_api_key(app: Any, api_key: str | None) -> None:
     """Makes the FastAPI ``app`` refuse (401, ``{"error": ...}``) requests without the key,
-    ``GET /health`` excepted; nothing changes when ``api_key`` is empty."""
+    ``GET /health`` excepted; nothing changes when ``api_key`` is empty (see :func:`server_api_key`)."""
+    api_key = server_api_key(api_key)
     if not api_key:
         return
     from fastapi import Request
     from fastapi.responses import JSONResponse
 
-    expected = f"Bearer {api_key}".encode()
+    expected = api_key.encode()
 
     @app.middleware("http")
     async def check_api_key(request: Request, call_next: Any) -> Any:
-        given = request.headers.get("authorization", "").encode()
-        if request.url.path != "/health" and not secrets.compare_digest(given, expected):
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        # the scheme's case is free (RFC 9110, 11.1); the key's is not
+        valid = scheme.lower() == "bearer" and secrets.compare_digest(given.strip().encode(), expected)
+        if request.url.path != "/health" and not valid:
             return JSONResponse({"error": UNAUTHORIZED}, status_code=401)
         return await call_next(request)
 

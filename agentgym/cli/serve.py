@@ -28,6 +28,7 @@ import typer
 from agentgym.cli.app import app, console
 from agentgym.config import parse_overrides
 from agentgym.core import AgentGymError
+from agentgym.tools.servers import server_api_key
 
 serve_app = typer.Typer(
     help="Run a server: a retrieval index or an environment over HTTP.", no_args_is_help=True
@@ -77,6 +78,8 @@ def serve_retriever(
 
     # Checked before the index is built, which can take hours, rather than once it is.
     serve = None if build_only else retrieval_server(topk)
+    if serve is not None:
+        server_api_key(api_key)
 
     if is_index(index):
         # A saved index is served as it was built: build options given again change nothing.

@@ -3,11 +3,13 @@
 import json
 import subprocess
 import sys
+import threading
 
 import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from toy_envs import KeyDoorEnv
 
 import agentgym
 from agentgym.environments.remote import RemoteEnvError
@@ -229,4 +231,80 @@ def test_a_server_with_an_api_key_serves_the_clients_that_send_it(toy_envs, monk
     monkeypatch.setenv("AGENTGYM_API_KEY", "s3cret")  # the key kept out of configs and run directories
     env = agentgym.make("remote", url="http://keydoor", client=client)
     assert env.reset(seed=0)[0] == observation
+    env.close()
+
+
+def test_after_the_server_closed_its_session_a_reset_starts_on_a_new_one(toy_envs):
+    client = TestClient(create_app("test-keydoor", max_sessions=1, idle_timeout=0.0))
+    env = agentgym.make("remote", url="http://keydoor", client=client)
+    observation, _ = env.reset(seed=0, options={"task_id": 1})
+    assert client.post("/sessions").status_code == 201  # takes the room of env's idle session
+    with pytest.raises(agentgym.AgentGymError, match=r"no session \w+ \(closed"):
+        env.step("take key")  # the episode's state went with the session: no retry
+    assert env.reset(seed=0, options={"task_id": 1})[0] == observation
+    assert env.step(env.unwrapped.expert_action())[4]["action_valid"]
+    assert client.post("/sessions").status_code == 201  # again
+    assert env.unwrapped.task_ids("test") == [1000, 1001, 1002, 1003, 1004]  # as an evaluation asks first
+    env.close()
+    assert client.get("/health").json()["sessions"] == 0
+
+
+def test_an_engine_whose_idle_sessions_the_server_closed_plays_on(toy_envs):
+    client = TestClient(create_app("test-keydoor", {"num_rooms": 5}, max_sessions=2, idle_timeout=0.0))
+    served = {"url": "http://keydoor", "client": client}
+    requests = [GroupRequest(task_id=t, split="test", seed=t) for t in (1000, 1001)]
+    with RolloutEngine("remote", served, num_slots=2) as engine:
+        runs = [engine.run(ExpertPolicy(), requests)]
+        for _ in range(2):  # another client's sessions, in the room of the engine's idle ones
+            assert client.post("/sessions").status_code == 201
+        runs.append(engine.run(ExpertPolicy(), requests))  # (a restarted server forgets them all too)
+    trajectories = [t for run in runs for group in run for t in group.trajectories]
+    assert [t.error for t in trajectories] == [None] * 4 and all(t.won for t in trajectories)
+
+
+class StuckEnv(KeyDoorEnv):
+    """KeyDoor whose 'wait' waits for ``release`` (a step that outlasts the client's timeout)."""
+
+    release = threading.Event()
+
+    def step(self, action: str):
+        if action == "wait":
+            self.release.wait(timeout=60)
+        return super().step(action)
+
+
+@pytest.fixture
+def live_stuck_server(serve_on_loopback, monkeypatch):
+    monkeypatch.setattr(StuckEnv, "release", threading.Event())
+    agentgym.register("test-stuck", StuckEnv, max_episode_steps=20)
+    yield serve_on_loopback(create_app("test-stuck"))
+    StuckEnv.release.set()
+    agentgym.deregister("test-stuck")
+
+
+def test_a_call_that_outlasts_the_clients_timeout_leaves_the_next_episode_a_new_session(live_stuck_server):
+    env = agentgym.make("remote", url=live_stuck_server, timeout=1.0)
+    observation, _ = env.reset(seed=0, options={"task_id": 1})
+    with pytest.raises(RemoteEnvError, match="ReadTimeout"):
+        env.step("wait")  # still running there, holding its session
+    with pytest.raises(agentgym.AgentGymError, match=r"timed out.*reset\(\) starts a new"):
+        env.step("take key")  # says so at once rather than waiting behind it
+    assert env.reset(seed=0, options={"task_id": 1})[0] == observation  # not queued behind it either
+    assert env.step(env.unwrapped.expert_action())[4]["action_valid"]
+    # the stuck session left the server's table, to be closed there when its call ends
+    assert httpx.get(f"{live_stuck_server}/health").json()["sessions"] == 1
+    env.close()
+
+
+@pytest.mark.parametrize("url", ["http://localhost:port", "http://localhost:8001:8001"])
+def test_a_malformed_url_is_a_one_line_error(url):
+    with pytest.raises(RemoteEnvError, match=rf"url='{url}' is not a valid address: Invalid port"):
+        agentgym.make("remote", url=url)
+
+
+def test_a_key_read_with_a_trailing_newline_reaches_a_server_given_the_same(serve_on_loopback, monkeypatch):
+    key = "s3cret\n"  # a secret file's line, as environment variables often carry it
+    monkeypatch.setenv("AGENTGYM_API_KEY", key)
+    env = agentgym.make("remote", url=serve_on_loopback(create_app("test-keydoor", api_key=key)))
+    assert env.reset(seed=0)[0]
     env.close()

@@ -1,14 +1,17 @@
 """The environment server's protocol, through FastAPI's test client."""
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import anyio
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from toy_envs import KeyDoorEnv
 
 import agentgym
-from agentgym.tools.env_server import create_app, plain
+from agentgym.tools.env_server import create_app, plain, serve
 
 
 @pytest.fixture
@@ -178,3 +181,150 @@ def test_with_an_api_key_only_the_health_check_answers_without_it(toy_envs):
         assert refused.status_code == 401
         assert refused.json() == {"error": "missing or wrong API key: send 'Authorization: Bearer <key>'"}
     assert http.get("/spec", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+
+class TogetherEnv(KeyDoorEnv):
+    """KeyDoor whose steps wait for one another: they pass only when ``barrier``'s parties all step at once."""
+
+    barrier: threading.Barrier | None = None
+
+    def step(self, action: str):
+        self.barrier.wait()
+        return super().step(action)
+
+
+@pytest.fixture
+def registered():
+    """A function registering an environment class for the test's duration; returns its id."""
+    ids = []
+
+    def register(env_id: str, env_class: type) -> str:
+        agentgym.register(env_id, env_class, max_episode_steps=20)
+        ids.append(env_id)
+        return env_id
+
+    yield register
+    for env_id in ids:
+        agentgym.deregister(env_id)
+
+
+def test_more_sessions_than_the_thread_pool_default_step_at_once(serve_on_loopback, registered, monkeypatch):
+    parties = 45  # more than the 40 threads Starlette runs sync routes on by default
+    monkeypatch.setattr(TogetherEnv, "barrier", threading.Barrier(parties, timeout=10))
+    url = serve_on_loopback(create_app(registered("test-together", TogetherEnv), max_sessions=64))
+    with httpx.Client(base_url=url, timeout=30, limits=httpx.Limits(max_connections=parties)) as http:
+        sessions = [open_session(http) for _ in range(parties)]
+        for session in sessions:
+            http.post(f"/sessions/{session}/reset", json={"seed": 0})
+        with ThreadPoolExecutor(parties) as pool:
+            steps = list(
+                pool.map(lambda s: http.post(f"/sessions/{s}/step", json={"action": "take key"}), sessions)
+            )
+    assert [step.status_code for step in steps] == [200] * parties, steps[0].text
+
+
+class SlowToMakeEnv(KeyDoorEnv):
+    """KeyDoor whose making waits for ``gate`` when there is one (a browser or a container starting)."""
+
+    gate: threading.Event | None = None
+    making = threading.Event()
+
+    def __init__(self, **kwargs):
+        if self.gate is not None:
+            SlowToMakeEnv.making.set()
+            assert self.gate.wait(timeout=30)
+        super().__init__(**kwargs)
+
+
+@pytest.fixture
+def slow_to_make(registered, monkeypatch):
+    """The app of a server of SlowToMakeEnv, and the gate that holds its next instances back."""
+    gate = threading.Event()
+    monkeypatch.setattr(SlowToMakeEnv, "making", threading.Event())
+    yield create_app(registered("test-slow-to-make", SlowToMakeEnv), max_sessions=2, idle_timeout=3600), gate
+    gate.set()
+
+
+def test_a_session_being_opened_holds_up_no_other_sessions_calls(slow_to_make, monkeypatch):
+    app, gate = slow_to_make
+    http = TestClient(app)
+    session = open_session(http)
+    http.post(f"/sessions/{session}/reset", json={"seed": 0})
+    monkeypatch.setattr(SlowToMakeEnv, "gate", gate)
+    with ThreadPoolExecutor(2) as pool:
+        opening = pool.submit(http.post, "/sessions")
+        assert SlowToMakeEnv.making.wait(timeout=10)
+        stepping = pool.submit(http.post, f"/sessions/{session}/step", json={"action": "take key"})
+        try:
+            assert stepping.result(timeout=10).status_code == 200  # while the other is being made
+            assert http.get("/health").json()["sessions"] == 1
+            assert http.post("/sessions").status_code == 429  # the one being made counts
+        finally:
+            gate.set()
+        assert opening.result(timeout=10).status_code == 201
+
+
+def test_a_session_made_while_the_server_stops_is_closed(slow_to_make, monkeypatch):
+    app, gate = slow_to_make
+    closed = []
+
+    def close(env):  # the first session closed by the stopping server lets the one being made finish
+        closed.append(env)
+        gate.set()
+
+    async def start_and_stop() -> None:
+        async with app.router.lifespan_context(app):
+            pass
+
+    monkeypatch.setattr(SlowToMakeEnv, "close", close)
+    http = TestClient(app)
+    open_session(http)
+    monkeypatch.setattr(SlowToMakeEnv, "gate", gate)
+    with ThreadPoolExecutor(1) as pool:
+        opening = pool.submit(http.post, "/sessions")
+        assert SlowToMakeEnv.making.wait(timeout=10)
+        anyio.run(start_and_stop)  # the server stops while the second session is being made
+        assert opening.result(timeout=10).status_code == 503
+    assert len(closed) == 2
+
+
+class UnmakeableEnv(KeyDoorEnv):
+    def __init__(self, **kwargs):
+        raise FileNotFoundError("no data under /data/keydoor")
+
+
+def test_an_environment_that_fails_to_make_at_start_is_a_one_line_error(registered):
+    with pytest.raises(
+        agentgym.AgentGymError,
+        match=r"cannot serve test-unmakeable: FileNotFoundError: no data under /data/keydoor",
+    ):
+        create_app(registered("test-unmakeable", UnmakeableEnv))
+    with pytest.raises(agentgym.AgentGymError, match=r"cannot serve test-keydoor: TypeError: .*integer"):
+        create_app("test-keydoor", {"max_episode_steps": "ten"})
+
+
+def test_a_key_with_surrounding_whitespace_is_the_key_without_it(serve_on_loopback, toy_envs):
+    url = serve_on_loopback(create_app("test-keydoor", api_key="s3cret\n"))  # as read from a secret file
+    # HTTP drops a header value's surrounding whitespace: the key as sent is the key without it
+    assert httpx.get(f"{url}/spec", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert httpx.get(f"{url}/spec", headers={"Authorization": "Bearer s3cre"}).status_code == 401
+    with pytest.raises(agentgym.AgentGymError, match="the API key is blank"):
+        create_app("test-keydoor", api_key=" \n")  # not a server every request is refused by
+
+
+def test_the_authorization_scheme_is_case_insensitive(toy_envs):
+    http = TestClient(create_app("test-keydoor", api_key="s3cret"))
+    assert http.get("/spec", headers={"authorization": "bearer s3cret"}).status_code == 200  # RFC 9110 11.1
+    assert http.get("/spec", headers={"authorization": "BEARER s3cret"}).status_code == 200
+    assert http.get("/spec", headers={"authorization": "Basic s3cret"}).status_code == 401
+    assert http.get("/spec", headers={"authorization": "bearer S3CRET"}).status_code == 401
+
+
+def test_the_server_keeps_idle_connections_open_longer_than_clients_do(toy_envs, monkeypatch):
+    # else a request sent as the server closes the connection it came on is lost (a step, never retried)
+    import uvicorn
+
+    run = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: run.update(options))
+    serve("test-keydoor")
+    assert run["timeout_keep_alive"] > httpx.Limits().keepalive_expiry  # what the remote env's client keeps

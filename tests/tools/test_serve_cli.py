@@ -91,3 +91,36 @@ def test_both_servers_take_an_api_key_from_the_flag_or_the_environment(
     assert agentgym_cli("serve", "env", "--env", "test-keydoor", *flag)[0] == 0
     assert agentgym_cli("serve", "retriever", "--index", index, "--corpus", corpus_file, *flag)[0] == 0
     assert served == ["s3cret", "s3cret"]
+
+
+class UnmakeableEnv:
+    def __init__(self, **kwargs):
+        raise FileNotFoundError("no data under /data/keydoor")
+
+
+@pytest.mark.parametrize(
+    ("env_options", "message"),
+    [
+        (["--env", "test-unmakeable"], "cannot serve test-unmakeable: FileNotFoundError: no data under"),
+        (["--env", "test-keydoor", "max_episode_steps=ten"], "cannot serve test-keydoor: TypeError:"),
+        (["--env", "test-keydoor", "rooms=5"], "test-keydoor: unknown option(s) rooms"),
+    ],
+)
+def test_an_environment_that_cannot_be_served_is_a_one_line_error(agentgym_cli, env_options, message):
+    import agentgym
+
+    agentgym.register("test-unmakeable", UnmakeableEnv)
+    try:
+        code, out = agentgym_cli("serve", "env", *env_options)
+    finally:
+        agentgym.deregister("test-unmakeable")
+    assert code == 2 and f"error: {message}" in out and "Traceback" not in out
+
+
+def test_a_blank_api_key_is_refused_before_the_index_is_built(agentgym_cli, corpus_file, tmp_path):
+    index = tmp_path / "index"
+    retriever = ["serve", "retriever", "--index", str(index), "--corpus", corpus_file]
+    code, out = agentgym_cli(*retriever, "--api-key", " ")  # no request could send it
+    assert code == 2 and "error: the API key is blank" in out and not is_index(index)
+    code, out = agentgym_cli("serve", "env", "--env", "test-keydoor", "--api-key", "\n")
+    assert code == 2 and "error: the API key is blank" in out

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from agentgym.tools.servers import ServerNotReady, wait_until_ready
+from agentgym.tools.servers import ServerNotReady, auth_headers, client_api_key, wait_until_ready
 
 
 def test_a_server_process_that_exits_is_reported_at_once(free_port):
@@ -43,3 +43,11 @@ def test_another_service_answering_on_the_port_is_not_taken_for_the_server():
                 wait_until_ready(url, timeout=0.3)
         finally:
             other.shutdown()
+
+
+def test_a_clients_key_is_sent_without_surrounding_whitespace(monkeypatch):
+    monkeypatch.setenv("AGENTGYM_API_KEY", "s3cret\n")  # a header value cannot carry it, and HTTP drops it
+    assert auth_headers(client_api_key(None)) == {"Authorization": "Bearer s3cret"}
+    assert auth_headers(client_api_key(" s3cret ")) == {"Authorization": "Bearer s3cret"}
+    monkeypatch.setenv("AGENTGYM_API_KEY", " ")
+    assert auth_headers(client_api_key(None)) == {}
