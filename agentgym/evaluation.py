@@ -6,8 +6,9 @@ Example::
     metrics["success_rate"], metrics["pass@1"]
 
 The run directory receives ``traces.jsonl`` (one trajectory per line, appended as episodes finish,
-so an interrupted run loses nothing) and ``metrics.json``. With ``resume=True`` the tasks whose
-groups are complete in ``traces.jsonl`` are kept and only the rest is rolled out (see :func:`evaluate`).
+so an interrupted run loses nothing), ``metrics.json`` and ``settings.json`` (per environment, the
+settings that shape its episodes). With ``resume=True`` the tasks whose groups are complete in
+``traces.jsonl`` are kept and only the rest is rolled out (see :func:`evaluate`).
 """
 
 from __future__ import annotations
@@ -117,6 +118,39 @@ def summarize(groups: Sequence[TrajectoryGroup]) -> dict[str, Any]:
     return metrics
 
 
+# The settings that decide what an episode is: traces made under other ones cannot be continued.
+EPISODE_SETTINGS = ("policy", "sampling", "agent", "env_kwargs", "max_steps")
+
+
+def _episode_settings(config: EvalConfig) -> dict[str, Any]:
+    return config.model_dump(mode="json", include=set(EPISODE_SETTINGS))
+
+
+def _check_resumable(settings_file: Path, config: EvalConfig) -> None:
+    """Refuses to continue traces that another policy or other settings made, naming what differs."""
+    if not settings_file.exists():  # a directory an older version wrote: nothing to compare
+        return
+    recorded = json.loads(settings_file.read_text()).get(config.env)
+    if recorded is None:
+        return
+    ours = _episode_settings(config)
+    differ = [name for name in EPISODE_SETTINGS if recorded.get(name) != ours[name]]
+    if differ:
+        described = ", ".join(f"{name} {recorded.get(name)!r} (now {ours[name]!r})" for name in differ)
+        raise AgentGymError(
+            f"{settings_file.parent} holds {config.env} episodes made with {described}: resume with "
+            "those settings, or pass --overwrite or another --out"
+        )
+
+
+def _record_settings(settings_file: Path, config: EvalConfig, keep_others: bool) -> None:
+    recorded = json.loads(settings_file.read_text()) if keep_others and settings_file.exists() else {}
+    recorded[config.env] = _episode_settings(config)
+    staging = settings_file.with_name(f".{settings_file.name}.tmp")
+    staging.write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")
+    staging.replace(settings_file)
+
+
 def _key(trajectory: Trajectory) -> tuple[str, str]:
     return trajectory.env_id, trajectory.group
 
@@ -136,7 +170,9 @@ def evaluate(
     """Runs the evaluation and writes ``traces.jsonl`` and ``metrics.json`` into the run directory.
 
     With ``resume``, this run's tasks (environment, split, task id and seed) whose groups are
-    complete in ``traces.jsonl`` are kept and the rest is rolled out again. Episodes of other tasks,
+    complete in ``traces.jsonl`` are kept and the rest is rolled out again; the directory's episodes
+    of this environment must have been made with the same policy, sampling, agent, environment
+    options and turn limit (``settings.json``), or nothing runs. Episodes of other tasks,
     splits or environments in that file (an earlier run with more episodes, another split) stay in
     it untouched, but the metrics cover this run's tasks alone, each with its first ``attempts``
     members (by member index).
@@ -146,9 +182,11 @@ def evaluate(
     if run_dir.exists() and not run_dir.is_dir():  # --out naming a file, say its traces.jsonl
         raise AgentGymError(f"the run directory {run_dir} is a file: give a directory")
     traces = run_dir / "traces.jsonl"
+    settings_file = run_dir / "settings.json"
     existing: list[Trajectory] = []
     if traces.exists() and traces.stat().st_size > 0:
         if config.resume:
+            _check_resumable(settings_file, config)
             try:
                 existing = read_trajectories(traces)
             except ValueError as error:  # another run's file, say: leave it as it is
@@ -193,6 +231,7 @@ def evaluate(
             # This run's incomplete groups are dropped (they are rolled out again); the rest stays.
             run_dir.mkdir(parents=True, exist_ok=True)  # once the policy and the split are known good
             write_jsonl(traces, [t for t in existing if _key(t) not in wanted or _key(t) in done])
+            _record_settings(settings_file, config, keep_others=config.resume)
             # An earlier run's metrics no longer describe these traces: a run cut off before it writes
             # its own must not leave them standing.
             (run_dir / "metrics.json").unlink(missing_ok=True)
@@ -211,9 +250,11 @@ def evaluate(
     except BaseException:
         # A run that failed before its first episode (a policy that cannot constrain decoding, say)
         # leaves no directory behind, so that the corrected command runs as typed.
-        if new_dir and traces.exists() and traces.stat().st_size == 0 and len(list(run_dir.iterdir())) == 1:
+        if new_dir and traces.exists() and traces.stat().st_size == 0:
+            settings_file.unlink(missing_ok=True)
             traces.unlink()
-            run_dir.rmdir()
+            if not any(run_dir.iterdir()):
+                run_dir.rmdir()
         raise
     finally:
         if made_here and hasattr(policy, "close"):

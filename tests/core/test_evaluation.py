@@ -9,6 +9,7 @@ import agentgym
 from agentgym.config import load_config
 from agentgym.core import AgentGymError
 from agentgym.evaluation import EvalConfig, evaluate, pass_at_k
+from agentgym.policies import SamplingParams
 from agentgym.trajectory import read_trajectories, write_jsonl
 
 
@@ -223,3 +224,27 @@ def test_a_policy_that_fails_before_any_episode_leaves_no_run_directory(tmp_path
     with pytest.raises(AgentGymError, match="does not support constrained decoding"):
         evaluate(config, policy=Unconstrainable())
     assert not (tmp_path / "run").exists()  # the corrected command runs as typed, without --overwrite
+
+
+def test_resume_with_another_policy_or_sampling_is_refused_by_name_and_keeps_the_traces(tmp_path):
+    config = EvalConfig(env="test-keydoor", policy="expert", episodes=2, out=tmp_path)
+    evaluate(config)
+    traces_before = (tmp_path / "traces.jsonl").read_text()
+    resumed = config.model_copy(update={"resume": True, "episodes": 3})
+    with pytest.raises(AgentGymError, match="policy"):
+        evaluate(resumed.model_copy(update={"policy": "random"}))
+    with pytest.raises(AgentGymError, match="sampling"):
+        evaluate(resumed.model_copy(update={"sampling": SamplingParams(temperature=1.0, max_tokens=256)}))
+    assert (tmp_path / "traces.jsonl").read_text() == traces_before
+    assert evaluate(resumed)["tasks"] == 3  # the same settings, more tasks: continued
+
+
+def test_one_directory_may_hold_runs_of_two_environments_each_with_its_settings(tmp_path):
+    evaluate(EvalConfig(env="test-keydoor", policy="expert", episodes=1, out=tmp_path))
+    other = EvalConfig(env="test-invalid-moves", policy="random", episodes=1, out=tmp_path, resume=True)
+    evaluate(other)
+    with pytest.raises(AgentGymError, match="policy"):
+        evaluate(other.model_copy(update={"env": "test-keydoor"}))  # keydoor's were the expert's
+    # --overwrite replaces the traces of every environment, and so their settings
+    evaluate(EvalConfig(env="test-keydoor", policy="random", episodes=1, out=tmp_path, overwrite=True))
+    evaluate(other.model_copy(update={"max_steps": 3}))
