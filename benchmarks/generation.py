@@ -28,7 +28,7 @@ from agentgym.policies.hf import HFPolicy
 from agentgym.policies.vllm import VLLMPolicy
 from agentgym.rollout import GroupRequest, RolloutEngine
 from agentgym.trainers.config import TrainConfig
-from agentgym.trainers.models import load_model
+from agentgym.trainers.models import load_model, pin_cpu_arithmetic
 from agentgym.trainers.recipes import recipe_path
 
 
@@ -40,8 +40,7 @@ def main() -> None:
     args = parser.parse_args()
 
     config = load_config(TrainConfig, [recipe_path(args.env)], {"env": args.env}, args.overrides)
-    if config.model.threads is not None:  # as the trainer sets them, before the model is loaded
-        torch.set_num_threads(config.model.threads)
+    pin_cpu_arithmetic(config.model.threads, config.model.cpu_kernels)  # as the trainer does
     model, tokenizer = load_model(
         config.model.spec, config.env, config.env_kwargs, config.model.device, config.model.tiny
     )

@@ -55,6 +55,11 @@ class ModelSettings(_Section):
         ge=1,
         description="torch CPU threads; small models often run fastest on 1 (default: torch's choice)",
     )
+    cpu_kernels: Literal["avx2", "avx512"] | None = Field(
+        default=None,
+        description="x86 instruction set of torch's and MKL's CPU kernels; with threads, avx2 makes "
+        "every Intel CPU with AVX2 compute the same sums (default: each CPU's widest)",
+    )
     generator: Literal["hf", "vllm"] = Field(
         default="hf",
         description="hf: transformers on the trained model itself; vllm: an in-process vLLM engine "

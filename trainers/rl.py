@@ -55,7 +55,7 @@ from agentgym.trainers.config import TrainConfig
 from agentgym.trainers.data import TurnRows
 from agentgym.trainers.estimators import compute_advantages, get_estimator
 from agentgym.trainers.losses import dynamic_sampling_mask
-from agentgym.trainers.models import load_model
+from agentgym.trainers.models import load_model, pin_cpu_arithmetic
 from agentgym.trainers.ppo import ppo_update
 from agentgym.trainers.probing import answer_beliefs, flatten, information_gain, outcomes
 from agentgym.trainers.rewards import success_rewards
@@ -555,9 +555,8 @@ class Trainer:
             finished_success = summary.pop("success_after_rl", None)
             summary.pop("score_after_rl", None)
         self._elapsed_before = summary.get("wall_seconds", 0.0)
+        pin_cpu_arithmetic(config.model.threads, config.model.cpu_kernels)  # before any torch computation
         seed_everything(config.seed)
-        if config.model.threads is not None:
-            torch.set_num_threads(config.model.threads)
 
         self.policy = self.engine = None
         try:
