@@ -19,7 +19,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -60,6 +60,14 @@ class EvalConfig(BaseModel):
         default=None, ge=1, description="turns per episode (default: the environment's)"
     )
     workers: int = Field(default=16, ge=1, description="environments run at once")
+    threads: int | None = Field(
+        default=None, ge=1, description="torch CPU threads of a local model (default: torch's choice)"
+    )
+    cpu_kernels: Literal["avx2", "avx512"] | None = Field(
+        default=None,
+        description="x86 instruction set of torch's and MKL's CPU kernels (a training run's own, so "
+        "that its model computes the sums it was evaluated with)",
+    )
     timeout: float = Field(default=120.0, gt=0, description="seconds an environment call may take")
 
     @model_validator(mode="after")
@@ -197,6 +205,10 @@ def evaluate(
                 f"{traces} already exists: pass --resume to continue it or --overwrite to replace it"
             )
 
+    if config.threads is not None or config.cpu_kernels is not None:
+        from agentgym.policies.hf import pin_cpu_arithmetic  # torch, only where a setting asks for it
+
+        pin_cpu_arithmetic(config.threads, config.cpu_kernels)
     made_here = policy is None
     policy = policy or make_policy(config.policy, env_id=config.env)
     new_dir = not run_dir.exists()

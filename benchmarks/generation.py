@@ -24,11 +24,11 @@ from arguments import at_least
 
 from agentgym.config import load_config
 from agentgym.policies import SamplingParams
-from agentgym.policies.hf import HFPolicy
+from agentgym.policies.hf import HFPolicy, pin_cpu_arithmetic
 from agentgym.policies.vllm import VLLMPolicy
 from agentgym.rollout import GroupRequest, RolloutEngine
 from agentgym.trainers.config import TrainConfig
-from agentgym.trainers.models import load_model, pin_cpu_arithmetic
+from agentgym.trainers.models import load_model
 from agentgym.trainers.recipes import recipe_path
 
 

@@ -22,10 +22,11 @@ import torch
 from arguments import at_least
 
 from agentgym.config import load_config
+from agentgym.policies.hf import pin_cpu_arithmetic
 from agentgym.rollout import RolloutEngine
 from agentgym.trainers.config import TrainConfig
 from agentgym.trainers.data import TurnRows
-from agentgym.trainers.models import load_model, pin_cpu_arithmetic
+from agentgym.trainers.models import load_model
 from agentgym.trainers.recipes import recipe_path
 from agentgym.trainers.sft import demonstration_rows, expert_demonstrations, train_sft
 

@@ -47,7 +47,7 @@ from agentgym.config import dump_config
 from agentgym.core import AgentGymError
 from agentgym.evaluation import EvalConfig, summarize
 from agentgym.policies import SamplingParams, model_directory
-from agentgym.policies.hf import HFPolicy
+from agentgym.policies.hf import HFPolicy, pin_cpu_arithmetic
 from agentgym.policies.model_store import is_gguf_file, save_atomically
 from agentgym.rollout import GroupRequest, RolloutEngine
 from agentgym.trainers.checkpoint import latest_checkpoint, read_state, save_checkpoint, set_rng_state
@@ -55,7 +55,7 @@ from agentgym.trainers.config import TrainConfig
 from agentgym.trainers.data import TurnRows
 from agentgym.trainers.estimators import compute_advantages, get_estimator
 from agentgym.trainers.losses import dynamic_sampling_mask
-from agentgym.trainers.models import load_model, pin_cpu_arithmetic
+from agentgym.trainers.models import load_model
 from agentgym.trainers.ppo import ppo_update
 from agentgym.trainers.probing import answer_beliefs, flatten, information_gain, outcomes
 from agentgym.trainers.rewards import success_rewards
@@ -725,5 +725,7 @@ class Trainer:
             agent=config.agent,
             sampling=self._eval_sampling(),
             max_steps=config.rollout.max_steps,
+            threads=config.model.threads,
+            cpu_kernels=config.model.cpu_kernels,
         )
         _replace_text(self.run_dir / "eval.yaml", dump_config(evaluation))

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import platform
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,32 @@ def mixed_precision(model: Any) -> contextlib.AbstractContextManager:
     if device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def pin_cpu_arithmetic(threads: int | None, kernels: str | None) -> None:
+    """Fixes what decides the sums a CPU computes: torch's thread count and, on x86, the instruction
+    set of torch's own kernels and of MKL's (its conditional-reproducibility branch).
+
+    With ``kernels="avx2"`` every Intel CPU with AVX2 gives the same results as any other at the same
+    thread count, where the widest instructions of each CPU (AVX-512 on one, AVX2 on another) would
+    round differently and send a small model's training elsewhere. The kernels are chosen at a
+    process's first torch computation: a later call cannot change them and warns.
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if kernels is None or platform.machine().lower() not in ("x86_64", "amd64"):
+        return
+    # Read by torch and MKL when first needed; processes started from here inherit them.
+    os.environ["ATEN_CPU_CAPABILITY"] = kernels
+    os.environ["MKL_CBWR"] = kernels.upper()
+    in_use = torch.backends.cpu.get_cpu_capability()
+    if in_use != kernels.upper():
+        warnings.warn(
+            f"this process already computes with {in_use} kernels, not {kernels}: set model.cpu_kernels "
+            "before the first torch computation (its results may differ from the recipe's)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 
 
 def load_tokenizer(name_or_path: str | Path) -> Any:

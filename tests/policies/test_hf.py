@@ -1,3 +1,8 @@
+import os
+import platform
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -117,3 +122,46 @@ def test_a_bfloat16_checkpoint_generates_in_float32_on_a_cpu(tiny_model_dir, tmp
     [theirs] = HFPolicy(*load_model(str(saved), device="cpu")).generate(PROMPTS[1:2], sampling)
     assert ours.token_ids == theirs.token_ids
     assert ours.logprobs == pytest.approx(theirs.logprobs, abs=1e-5)
+
+
+X86 = platform.machine().lower() in ("x86_64", "amd64")
+
+PROBE = """
+import hashlib, torch
+{before}
+from agentgym.policies.hf import pin_cpu_arithmetic
+{pin}
+g = torch.Generator().manual_seed(0)
+a, b = torch.randn(257, 511, generator=g), torch.randn(511, 129, generator=g)
+out = torch.softmax(a @ b, dim=-1)
+print(torch.backends.cpu.get_cpu_capability(), hashlib.sha256(out.numpy().tobytes()).hexdigest())
+"""
+
+
+def _probe(pin: str, before: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """A fresh process (the pin must come before its first torch computation) reporting the
+    kernels it used and a digest of a matrix product and a softmax."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("MKL_CBWR", "ATEN_CPU_CAPABILITY")}
+    return subprocess.run(
+        [sys.executable, "-c", PROBE.format(before=before, pin=pin)],
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.mark.skipif(not X86, reason="the instruction-set pin applies to x86 CPUs")
+def test_pinned_cpu_arithmetic_computes_as_the_avx2_kernels_of_torch_and_mkl_do():
+    pinned = _probe("pin_cpu_arithmetic(2, 'avx2')").stdout
+    reference = _probe("torch.set_num_threads(2)", env={"MKL_CBWR": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"})
+    assert pinned == reference.stdout and pinned.startswith("AVX2 ")
+
+
+@pytest.mark.skipif(not X86, reason="the instruction-set pin applies to x86 CPUs")
+def test_a_pin_after_the_first_torch_computation_warns_that_it_came_too_late():
+    late = _probe(
+        "pin_cpu_arithmetic(2, 'avx2')",
+        before="torch.ones(3).sum(); import warnings; warnings.simplefilter('error')",
+        env={"ATEN_CPU_CAPABILITY": "default"},  # so that the kernels in use are not AVX2 on any CPU
+    )
+    assert late.returncode != 0 and "already computes" in late.stderr
