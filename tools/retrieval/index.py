@@ -77,25 +77,27 @@ def build_index(
         corpus = Corpus.from_jsonl(corpus)
     if len(corpus) == 0:
         raise AgentGymError("the corpus is empty: there is nothing to index")
-    dense_retriever = _dense_retriever() if kind in ("dense", "hybrid") else None
+    dense = _dense_module() if kind in ("dense", "hybrid") else None
     if kind == "hybrid":  # options that cannot be fused fail now, not once both components are built
         from agentgym.tools.retrieval.hybrid import check_fusion
 
         check_fusion(2, fusion or {})
-    if dense_retriever is not None:  # an encoder that cannot load fails before the BM25 build
+    if dense is not None:  # an encoder that cannot load fails before the BM25 build
         from agentgym.tools.retrieval.encoder import DEFAULT_ENCODER, Encoder
 
         if not isinstance(encoder, Encoder):
             encoder = Encoder(encoder or DEFAULT_ENCODER)
-        _dense_module().new_index(encoder.dim, factory)  # so is a factory string faiss cannot read
+        dense.new_index(encoder.dim, factory)  # so is a factory string faiss cannot read
     if directory is not None:
         make_index_directory(directory)  # before the build, which can take hours, not after it
     components: list[Retriever] = []
     if kind in ("bm25", "hybrid"):
         components.append(BM25Retriever.build(corpus, progress=progress))
-    if dense_retriever is not None:
+    if dense is not None:
         components.append(
-            dense_retriever.build(corpus, encoder, factory=factory, batch_size=batch_size, progress=progress)
+            dense.DenseRetriever.build(
+                corpus, encoder, factory=factory, batch_size=batch_size, progress=progress
+            )
         )
     retriever = components[0]
     if kind == "hybrid":
@@ -115,11 +117,6 @@ def _dense_module() -> Any:
         if error.name != "faiss":
             raise
         raise AgentGymError("dense retrieval needs faiss: pip install 'agentgym[retrieval]'") from None
-
-
-def _dense_retriever() -> Any:
-    """The dense retriever class; without faiss (the ``retrieval`` extra), an error saying so."""
-    return _dense_module().DenseRetriever
 
 
 def make_index_directory(directory: str | Path) -> None:
@@ -212,7 +209,7 @@ def load_index(
             components.append(BM25Retriever.load(path, corpus, mmap=mmap))
         elif entry["kind"] == "dense":
             components.append(
-                _dense_retriever().load(path, corpus, encoder=encoder, device=device, mmap=mmap)
+                _dense_module().DenseRetriever.load(path, corpus, encoder=encoder, device=device, mmap=mmap)
             )
         else:
             raise AgentGymError(f"{directory}: unknown component kind {entry['kind']!r}")
