@@ -108,3 +108,15 @@ def tiny_model_dir(tmp_path_factory, toy_envs):
         corpus_episodes=10,
     )
     return build_tiny("test-keydoor", config=config, directory=tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture
+def torch_threads(monkeypatch):
+    """torch's thread count as a plain value that code under test sets (as the trainer does) and
+    reads back: the real one is left alone, and a vLLM CPU engine that ran earlier in the process
+    (the vLLM tests) pins it, which would make such tests depend on their order."""
+    import torch
+
+    count = [torch.get_num_threads()]
+    monkeypatch.setattr(torch, "set_num_threads", lambda threads: count.__setitem__(0, threads))
+    monkeypatch.setattr(torch, "get_num_threads", lambda: count[0])

@@ -275,16 +275,6 @@ def test_alfworld_refuses_more_games_than_a_worker_keeps_compiled(monkeypatch, c
         run_main(alfworld, monkeypatch, "--tasks", str(COMPILED_GAMES), "--slots", "2", "--repeats", "1")
 
 
-@pytest.fixture
-def torch_threads(monkeypatch):
-    """torch's thread count as a plain value that the benchmarks set (as the trainer does) and read
-    back: the real one is left alone, and a vLLM CPU engine that ran earlier in the process (the
-    vLLM tests) pins it, which would make these tests depend on their order."""
-    count = [torch.get_num_threads()]
-    monkeypatch.setattr(torch, "set_num_threads", lambda threads: count.__setitem__(0, threads))
-    monkeypatch.setattr(torch, "get_num_threads", lambda: count[0])
-
-
 class FakeModel(torch.nn.Module):
     def __init__(self):
         super().__init__()

@@ -664,18 +664,14 @@ def test_resuming_with_another_algorithm_names_the_algorithm_not_its_estimator_s
     assert code != 0 and "algo (gigpo in the run, hgpo here)" in message, message
 
 
-def test_the_exported_eval_config_computes_on_the_runs_threads(tiny_model_dir, tmp_path):
+def test_the_exported_eval_config_computes_on_the_runs_threads(tiny_model_dir, tmp_path, torch_threads):
     run = small_run(
         tiny_model_dir, tmp_path / "run", iterations=0, sft={"enabled": False}, eval={"episodes": 1}
     )
     run.model.threads = 1
-    threads = torch.get_num_threads()
-    try:
-        Trainer(run).fit()
-        config = load_config(EvalConfig, tmp_path / "run" / "eval.yaml", {"out": str(tmp_path / "eval")})
-        assert (config.threads, config.cpu_kernels) == (1, None)
-        torch.set_num_threads(2)
-        evaluate(config)
-        assert torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(threads)
+    Trainer(run).fit()
+    config = load_config(EvalConfig, tmp_path / "run" / "eval.yaml", {"out": str(tmp_path / "eval")})
+    assert (config.threads, config.cpu_kernels) == (1, None)
+    torch.set_num_threads(2)
+    evaluate(config)
+    assert torch.get_num_threads() == 1
