@@ -14,6 +14,7 @@ offending key and the accepted values.
 from __future__ import annotations
 
 import json
+import os
 import types
 from collections.abc import Sequence
 from pathlib import Path
@@ -157,5 +158,18 @@ def describe_validation_error(error: ValidationError) -> str:
     return "invalid configuration: " + "; ".join(problems)
 
 
+# The x86 instruction sets a run may hold torch's and MKL's CPU kernels to (see
+# agentgym.policies.hf.pin_cpu_arithmetic).
+CpuKernels = Literal["avx2", "avx512"]
+
+
 def dump_config(config: BaseModel) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Writes ``text`` to a hidden sibling renamed over ``path``: a kill mid-write leaves the old
+    content whole, where writing in place would have truncated it first."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)

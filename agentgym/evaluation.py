@@ -19,11 +19,12 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentgym.agents.chat import AgentConfig
+from agentgym.config import CpuKernels, replace_text
 from agentgym.core import AgentGymError
 from agentgym.policies import Policy, SamplingParams, ScriptedPolicy, make_policy
 from agentgym.rollout.engine import GroupRequest, RolloutEngine
@@ -63,7 +64,7 @@ class EvalConfig(BaseModel):
     threads: int | None = Field(
         default=None, ge=1, description="torch CPU threads of a local model (default: torch's choice)"
     )
-    cpu_kernels: Literal["avx2", "avx512"] | None = Field(
+    cpu_kernels: CpuKernels | None = Field(
         default=None,
         description="x86 instruction set of torch's and MKL's CPU kernels (a training run's own, so "
         "that its model computes the sums it was evaluated with)",
@@ -154,9 +155,7 @@ def _check_resumable(settings_file: Path, config: EvalConfig) -> None:
 def _record_settings(settings_file: Path, config: EvalConfig, keep_others: bool) -> None:
     recorded = json.loads(settings_file.read_text()) if keep_others and settings_file.exists() else {}
     recorded[config.env] = _episode_settings(config)
-    staging = settings_file.with_name(f".{settings_file.name}.tmp")
-    staging.write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")
-    staging.replace(settings_file)
+    replace_text(settings_file, json.dumps(recorded, indent=2, sort_keys=True) + "\n")
 
 
 def _key(trajectory: Trajectory) -> tuple[str, str]:

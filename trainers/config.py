@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agentgym.agents.chat import AgentConfig
+from agentgym.config import CpuKernels
 from agentgym.trainers.losses import PolicyLossConfig
 from agentgym.trainers.models import TinyModelConfig
 from agentgym.trainers.rewards import RewardSource
@@ -55,7 +56,7 @@ class ModelSettings(_Section):
         ge=1,
         description="torch CPU threads; small models often run fastest on 1 (default: torch's choice)",
     )
-    cpu_kernels: Literal["avx2", "avx512"] | None = Field(
+    cpu_kernels: CpuKernels | None = Field(
         default=None,
         description="x86 instruction set of torch's and MKL's CPU kernels; with threads, avx2 makes "
         "every Intel CPU with AVX2 compute the same sums (default: each CPU's widest)",

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -43,7 +42,7 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from agentgym.config import dump_config
+from agentgym.config import dump_config, replace_text
 from agentgym.core import AgentGymError
 from agentgym.evaluation import EvalConfig, summarize
 from agentgym.policies import SamplingParams, model_directory
@@ -88,14 +87,6 @@ def iteration_tasks(
     return picked
 
 
-def _replace_text(path: Path, text: str) -> None:
-    """Writes ``text`` to a hidden sibling renamed over ``path``: a kill mid-write leaves the old
-    content whole, where writing in place would have truncated it first."""
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text)
-    os.replace(partial, path)
-
-
 # What a resume may change: where and how often the run is saved, and how far it goes (a finished run
 # given more iterations), never what an iteration computes.
 RESUMABLE_CHANGES = ("iterations", "out", "resume", "overwrite", "checkpoint_every")
@@ -132,7 +123,7 @@ class MetricsLog:
                     record = json.loads(line)
                     if record.get("iteration", -1) < start_iteration:
                         kept.append(line)
-        _replace_text(self.path, "".join(f"{line}\n" for line in kept))
+        replace_text(self.path, "".join(f"{line}\n" for line in kept))
         self.writer = None
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -156,7 +147,7 @@ class MetricsLog:
         for record in records:
             if record.get("iteration") == iteration:
                 record.update(metrics)
-        _replace_text(self.path, "".join(json.dumps(record) + "\n" for record in records))
+        replace_text(self.path, "".join(json.dumps(record) + "\n" for record in records))
         if self.writer is not None:
             for name, value in metrics.items():
                 self.writer.add_scalar(name, value, iteration)
@@ -237,7 +228,7 @@ class Trainer:
                 )
             self.console.print(f"[yellow]no checkpoint in {self.run_dir}: starting from scratch[/]")
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        _replace_text(self.run_dir / "config.yaml", dump_config(self.config))
+        replace_text(self.run_dir / "config.yaml", dump_config(self.config))
         return checkpoint if self.config.resume else None
 
     def _check_same_run(self, state: dict[str, Any]) -> None:
@@ -696,7 +687,7 @@ class Trainer:
         self._export_model(self.run_dir / "model")
         self._write_eval_config(self.run_dir / "model")
         # Last and whole: a summary.json is the mark of a finished run, never half of one.
-        _replace_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        replace_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         self.console.print(
             f"held-out success after RL: [bold]{summary['success_after_rl']:.1%}[/] "
             f"(before {summary['success_before_rl']:.1%}); {summary['wall_seconds']:.0f}s; run in {self.run_dir}"
@@ -728,4 +719,4 @@ class Trainer:
             threads=config.model.threads,
             cpu_kernels=config.model.cpu_kernels,
         )
-        _replace_text(self.run_dir / "eval.yaml", dump_config(evaluation))
+        replace_text(self.run_dir / "eval.yaml", dump_config(evaluation))

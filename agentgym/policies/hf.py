@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from agentgym.config import CpuKernels
 from agentgym.core import AgentGymError
 from agentgym.policies.base import Completion, Message, SamplingParams
 from agentgym.policies.constraints import AllowedCompletions, TokenTrie, TrieBuilder, allowed_token_mask
@@ -37,7 +38,7 @@ def mixed_precision(model: Any) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def pin_cpu_arithmetic(threads: int | None, kernels: str | None) -> None:
+def pin_cpu_arithmetic(threads: int | None, kernels: CpuKernels | None) -> None:
     """Fixes what decides the sums a CPU computes: torch's thread count and, on x86, the instruction
     set of torch's own kernels and of MKL's (its conditional-reproducibility branch).
 
